@@ -1,0 +1,184 @@
+"""The composition root of the service: builds the parts from settings and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.console import ConsoleSink
+from bot.market import PriceSource, price_source_from_setting
+from bot.outbox import Outbox
+from bot.pipeline import Deps, PollConfig, PollReport, poll_once
+from bot.settings import Settings
+from bot.sink import Sink
+from bot.store import SqliteStore, StateStore
+from feeds.classify import Classifier
+from feeds.cluster import StoryIndex
+from feeds.fetch import Fetcher, FetchLimits, make_client
+from feeds.records import FeedSpec
+
+log = logging.getLogger("newsbot")
+
+SHUTDOWN_GRACE_S = 1.5
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    settings: Settings
+    feeds: tuple[FeedSpec, ...]
+    deps: Deps
+    outbox: Outbox
+    store: StateStore
+
+
+async def build_app(
+    settings: Settings,
+    feeds: Sequence[FeedSpec],
+    stack: AsyncExitStack,
+    *,
+    out: TextIO | None = None,
+    clock: Clock = utc_now,
+    market: PriceSource | None = None,
+    extra_sinks: Mapping[str, Sink] | None = None,
+) -> App:
+    """Wire every part from settings; resources are closed by `stack`."""
+    store = SqliteStore(settings.db)
+    stack.push_async_callback(store.close)
+    limits = FetchLimits(settings.fetch_timeout, settings.fetch_max_bytes, settings.fetch_max_redirects)
+    client = make_client(settings.user_agent, limits)
+    stack.push_async_callback(client.aclose)
+    sinks: dict[str, Sink] = {}
+    if settings.console:
+        sinks["console"] = ConsoleSink(out)
+    sinks.update(extra_sinks or {})
+    outbox = Outbox(store, sinks, clock)
+    stories = StoryIndex(timedelta(hours=settings.cluster_window_hours))
+    for alert in reversed(await store.recent_alerts(clock() - timedelta(hours=settings.cluster_window_hours))):
+        stories.add(alert.cluster_id, alert.item, alert.verdict, alert.detected_at)
+    deps = Deps(
+        store=store,
+        fetcher=Fetcher(client, limits),
+        classifier=Classifier.from_dir(settings.config_dir, settings.alert_threshold),
+        stories=stories,
+        market=market or price_source_from_setting(settings.market, clock),
+        outbox=outbox,
+        clock=clock,
+        config=PollConfig(tickers=settings.tickers, quote_timeout=settings.quote_timeout,
+                          backoff_max=settings.backoff_max),
+    )
+    return App(settings, tuple(feeds), deps, outbox, store)
+
+
+async def poll_all(app: App, concurrency: int = 50) -> list[PollReport]:
+    """Poll every feed once, concurrently (bounded)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(feed: FeedSpec) -> PollReport:
+        async with gate:
+            return await guarded_poll(app, feed)
+
+    return await asyncio.gather(*(one(f) for f in app.feeds))
+
+
+async def guarded_poll(app: App, feed: FeedSpec) -> PollReport:
+    """The error boundary of one poll: a bug or store failure is logged, and the scheduler goes on."""
+    try:
+        async with asyncio.timeout(app.settings.fetch_timeout + 30):
+            return await poll_once(app.deps, feed)
+    except Exception as exc:  # the one boundary per poll: nothing may stop the scheduler
+        log.exception("feed %s: poll failed: %s", feed.name, exc)
+        return PollReport(feed.name, "failed", error=str(exc))
+
+
+async def run_once(app: App, drain_timeout: float = 30.0) -> tuple[list[PollReport], int]:
+    """`run --once`: poll everything, deliver what is due, return the reports and what is still pending."""
+    reports = await poll_all(app)
+    async with asyncio.timeout(drain_timeout):
+        while (await app.outbox.drain()).delivered:
+            pass
+    return reports, await app.store.outbox_depth()
+
+
+def schedule_feeds(scheduler: AsyncIOScheduler, app: App, now: datetime, rng: random.Random) -> None:
+    """One interval job per feed; first polls spread over the first few seconds."""
+    for feed in app.feeds:
+        scheduler.add_job(
+            guarded_poll,
+            "interval",
+            args=(app, feed),
+            id=f"feed:{feed.name}",
+            seconds=feed.interval_s,
+            jitter=app.settings.poll_jitter,
+            next_run_time=now + timedelta(seconds=rng.uniform(0, min(5.0, feed.interval_s))),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(30, int(feed.interval_s / 2)),
+        )
+
+
+async def serve(app: App, stop: asyncio.Event) -> None:
+    """The service until `stop`: scheduled polls, the outbox loop; then a graceful shutdown."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    schedule_feeds(scheduler, app, app.deps.clock(), random.Random())
+    scheduler.add_job(_prune, "interval", args=(app,), hours=6, id="prune", next_run_time=app.deps.clock())
+    scheduler.start()
+    log.info("newsbot running: %d feeds, sinks: %s. Ctrl-C to stop.", len(app.feeds), ", ".join(app.outbox.sinks))
+    deliveries = asyncio.create_task(app.outbox.run(stop), name="outbox")
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        await _cancel_polls()
+        with suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(deliveries, SHUTDOWN_GRACE_S)  # let in-flight deliveries finish
+        log.info("newsbot stopped; %d deliveries pending for next start", await app.store.outbox_depth())
+
+
+async def _prune(app: App) -> None:
+    cutoff = app.deps.clock() - timedelta(days=app.settings.seen_retention_days)
+    removed = await app.store.prune_seen(cutoff)
+    if removed:
+        log.info("forgot %d items seen before %s", removed, cutoff.date())
+
+
+async def _cancel_polls() -> None:
+    current = asyncio.current_task()
+    polls = [t for t in asyncio.all_tasks() if t is not current and _is_poll(t)]
+    for task in polls:
+        task.cancel()
+    if polls:
+        await asyncio.wait(polls, timeout=0.5)
+
+
+def _is_poll(task: asyncio.Task[object]) -> bool:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", "") in {"guarded_poll", "run_coroutine_job"}
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set `stop`; a second Ctrl-C falls back to the default (immediate) behaviour."""
+    loop = asyncio.get_running_loop()
+
+    def handle(sig: signal.Signals) -> None:
+        if stop.is_set():
+            loop.remove_signal_handler(sig)
+            return
+        log.info("received %s, stopping", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handle, sig)

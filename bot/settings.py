@@ -1,0 +1,272 @@
+"""Load settings: defaults from config/settings.toml, each key overridable by its environment variable.
+
+A pure function of (config directory, environ). Secrets come from the environment only. Every problem is
+collected and raised at once as one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+from feeds.records import FeedSpec
+
+DEFAULT_CONFIG_DIR = Path("config")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the service; names follow DESIGN.md. `repr` hides the secrets."""
+
+    config_dir: Path
+    feeds_file: Path
+    db: Path
+    market: str
+    tickers: tuple[str, ...]
+    alert_threshold: float
+    poll_interval: float
+    poll_jitter: float
+    fetch_timeout: float
+    fetch_max_bytes: int
+    fetch_max_redirects: int
+    backoff_max: float
+    user_agent: str
+    seen_retention_days: int
+    cluster_window_hours: float
+    quote_timeout: float
+    reaction_minutes: tuple[int, ...]
+    chart_dir: Path
+    console: bool
+    log_level: str
+    log_format: str
+    metrics_port: int
+    telegram_api_base_url: str
+    telegram_chat_ids: tuple[str, ...]
+    telegram_admin_ids: tuple[int, ...]
+    stream: str
+    stream_maxlen: int
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    slack_webhook_urls: tuple[str, ...] = field(default=(), repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, for redaction filters."""
+        values = [self.telegram_bot_token, self.redis_url, *self.slack_webhook_urls]
+        return tuple(v for v in values if v)
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    name: str
+    env: str
+    parse: Callable[[Any], Any]
+    secret: bool = False
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str | int) for v in value):
+        raise ValueError(f"expected a list or comma-separated text, got {value!r}")
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def _ints(value: Any) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _list(value))
+    except ValueError:
+        raise ValueError(f"expected whole numbers, got {value!r}") from None
+
+
+def _number(kind: type) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if number < 0:
+            raise ValueError(f"must not be negative, got {value!r}")
+        return number
+
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _threshold(value: Any) -> float:
+    number = _number(float)(value)
+    if number > 1:
+        raise ValueError(f"must be between 0 and 1, got {value!r}")
+    return float(number)
+
+
+def _optional(value: Any) -> str | None:
+    return _text(value) or None
+
+
+KEYS: tuple[_Key, ...] = (
+    _Key("feeds_file", "NEWSBOT_FEEDS_FILE", _text),
+    _Key("db", "NEWSBOT_DB", _text),
+    _Key("market", "NEWSBOT_MARKET", _text),
+    _Key("tickers", "NEWSBOT_TICKERS", _list),
+    _Key("alert_threshold", "NEWSBOT_ALERT_THRESHOLD", _threshold),
+    _Key("poll_interval", "NEWSBOT_POLL_INTERVAL", _number(float)),
+    _Key("poll_jitter", "NEWSBOT_POLL_JITTER", _number(float)),
+    _Key("fetch_timeout", "NEWSBOT_FETCH_TIMEOUT", _number(float)),
+    _Key("fetch_max_bytes", "NEWSBOT_FETCH_MAX_BYTES", _number(int)),
+    _Key("fetch_max_redirects", "NEWSBOT_FETCH_MAX_REDIRECTS", _number(int)),
+    _Key("backoff_max", "NEWSBOT_BACKOFF_MAX", _number(float)),
+    _Key("user_agent", "NEWSBOT_USER_AGENT", _text),
+    _Key("seen_retention_days", "NEWSBOT_SEEN_RETENTION_DAYS", _number(int)),
+    _Key("cluster_window_hours", "NEWSBOT_CLUSTER_WINDOW_HOURS", _number(float)),
+    _Key("quote_timeout", "NEWSBOT_QUOTE_TIMEOUT", _number(float)),
+    _Key("reaction_minutes", "NEWSBOT_REACTION_MINUTES", _ints),
+    _Key("chart_dir", "NEWSBOT_CHART_DIR", _text),
+    _Key("console", "NEWSBOT_CONSOLE", _bool),
+    _Key("log_level", "NEWSBOT_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    _Key("log_format", "NEWSBOT_LOG_FORMAT", _choice("text", "json")),
+    _Key("metrics_port", "NEWSBOT_METRICS_PORT", _number(int)),
+    _Key("telegram_api_base_url", "TELEGRAM_API_BASE_URL", _text),
+    _Key("telegram_chat_ids", "TELEGRAM_CHAT_IDS", _list),
+    _Key("telegram_admin_ids", "TELEGRAM_ADMIN_IDS", _ints),
+    _Key("stream", "NEWSBOT_STREAM", _text),
+    _Key("stream_maxlen", "NEWSBOT_STREAM_MAXLEN", _number(int)),
+    _Key("telegram_bot_token", "TELEGRAM_BOT_TOKEN", _optional, secret=True),
+    _Key("slack_webhook_urls", "SLACK_WEBHOOK_URLS", _list, secret=True),
+    _Key("redis_url", "REDIS_URL", _optional, secret=True),
+)
+
+
+def load_settings(config_dir: Path = DEFAULT_CONFIG_DIR, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read `config_dir/settings.toml`, apply environment overrides, validate everything at once."""
+    environ = {} if environ is None else environ
+    path = config_dir / "settings.toml"
+    problems: list[str] = []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: not found (pass --config DIR with a settings.toml in it)"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    known = {k.name: k for k in KEYS}
+    problems += [f"{path}: {name}: unknown setting" for name in data if name not in known]
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        raw, origin = _raw_value(key, data, environ, path, problems)
+        if key.name == "feeds_file" and isinstance(raw, str) and not origin.startswith("environment"):
+            raw = str(config_dir / raw)  # paths in settings.toml are relative to the config directory
+        try:
+            values[key.name] = key.parse(raw) if raw is not None else None
+        except ValueError as exc:
+            problems.append(f"{origin}: {exc}")
+            values[key.name] = exc
+    _require_defaults(values, path, problems)
+    if problems:
+        raise ConfigError(problems)
+    return _build(config_dir, values)
+
+
+def _raw_value(
+    key: _Key, data: dict[str, Any], environ: Mapping[str, str], path: Path, problems: list[str]
+) -> tuple[Any, str]:
+    if key.secret and key.name in data:
+        problems.append(f"{path}: {key.name}: secrets come from the environment only; set {key.env}")
+    if key.env in environ:
+        return environ[key.env], f"environment: {key.env}"
+    if key.secret:
+        return None, f"environment: {key.env}"
+    return data.get(key.name), f"{path}: {key.name}"
+
+
+def _require_defaults(values: dict[str, Any], path: Path, problems: list[str]) -> None:
+    for key in KEYS:
+        if not key.secret and values.get(key.name) is None:
+            problems.append(f"{path}: {key.name}: missing (or set {key.env})")
+
+
+def _build(config_dir: Path, values: dict[str, Any]) -> Settings:
+    names = {f.name for f in fields(Settings)}
+    kwargs = {k: v for k, v in values.items() if k in names and v is not None}
+    kwargs.update(
+        config_dir=config_dir,
+        feeds_file=Path(values["feeds_file"]),
+        db=Path(values["db"]),
+        chart_dir=Path(values["chart_dir"]),
+        tickers=tuple(t.upper() for t in values["tickers"]),
+    )
+    return Settings(**kwargs)
+
+
+def load_feeds(path: Path, default_interval: float) -> tuple[FeedSpec, ...]:
+    """The `[[feed]]` tables of a feed list; one `ConfigError` names every bad entry."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: feed list not found (set NEWSBOT_FEEDS_FILE)"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    feeds: list[FeedSpec] = []
+    names: set[str] = set()
+    for index, entry in enumerate(data.get("feed", []), start=1):
+        where = f"{path}: feed #{index}"
+        feed = _feed(entry, default_interval, where, problems)
+        if feed is None:
+            continue
+        if feed.name in names:
+            problems.append(f"{where}: name {feed.name!r} is used twice")
+        names.add(feed.name)
+        feeds.append(feed)
+    if problems:
+        raise ConfigError(problems)
+    return tuple(feeds)
+
+
+def _feed(entry: dict[str, Any], default_interval: float, where: str, problems: list[str]) -> FeedSpec | None:
+    unknown = set(entry) - {"name", "url", "interval", "lang", "tags"}
+    problems += [f"{where}: {key}: unknown key" for key in sorted(unknown)]
+    name, url = entry.get("name"), entry.get("url")
+    interval = entry.get("interval", default_interval)
+    bad = []
+    if not isinstance(name, str) or not name.strip():
+        bad.append("name: missing")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        bad.append(f"url: must be an http(s) URL, got {url!r}")
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 10:
+        bad.append(f"interval: must be at least 10 seconds, got {interval!r}")
+    problems += [f"{where}: {b}" for b in bad]
+    if bad:
+        return None
+    tags = entry.get("tags", [])
+    return FeedSpec(name=str(name), url=str(url), interval_s=float(interval), lang=str(entry.get("lang", "en")),
+                    tags=tuple(str(t) for t in tags) if isinstance(tags, list) else ())
