@@ -14,12 +14,12 @@ from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.console import ConsoleSink
 from bot.market import PriceSource, price_source_from_setting
 from bot.outbox import Outbox
 from bot.pipeline import Deps, PollConfig, PollReport, poll_once
 from bot.settings import Settings
 from bot.sink import Sink
+from bot.sinks import Service, build_outputs
 from bot.store import SqliteStore, StateStore
 from feeds.classify import Classifier
 from feeds.cluster import StoryIndex
@@ -43,6 +43,7 @@ class App:
     deps: Deps
     outbox: Outbox
     store: StateStore
+    services: tuple[Service, ...] = ()
 
 
 async def build_app(
@@ -61,11 +62,9 @@ async def build_app(
     limits = FetchLimits(settings.fetch_timeout, settings.fetch_max_bytes, settings.fetch_max_redirects)
     client = make_client(settings.user_agent, limits)
     stack.push_async_callback(client.aclose)
-    sinks: dict[str, Sink] = {}
-    if settings.console:
-        sinks["console"] = ConsoleSink(out)
-    sinks.update(extra_sinks or {})
-    outbox = Outbox(store, sinks, clock)
+    outputs = await build_outputs(settings, store, stack, clock, out)
+    outputs.sinks.update(extra_sinks or {})
+    outbox = Outbox(store, outputs.sinks, clock)
     stories = StoryIndex(timedelta(hours=settings.cluster_window_hours))
     for alert in reversed(await store.recent_alerts(clock() - timedelta(hours=settings.cluster_window_hours))):
         stories.add(alert.cluster_id, alert.item, alert.verdict, alert.detected_at)
@@ -80,7 +79,7 @@ async def build_app(
         config=PollConfig(tickers=settings.tickers, quote_timeout=settings.quote_timeout,
                           backoff_max=settings.backoff_max),
     )
-    return App(settings, tuple(feeds), deps, outbox, store)
+    return App(settings, tuple(feeds), deps, outbox, store, tuple(outputs.services))
 
 
 async def poll_all(app: App, concurrency: int = 50) -> list[PollReport]:
@@ -136,6 +135,8 @@ async def serve(app: App, stop: asyncio.Event) -> None:
     schedule_feeds(scheduler, app, app.deps.clock(), random.Random())
     scheduler.add_job(_prune, "interval", args=(app,), hours=6, id="prune", next_run_time=app.deps.clock())
     scheduler.start()
+    for service in app.services:
+        await service.start()
     log.info("newsbot running: %d feeds, sinks: %s. Ctrl-C to stop.", len(app.feeds), ", ".join(app.outbox.sinks))
     deliveries = asyncio.create_task(app.outbox.run(stop), name="outbox")
     try:
@@ -143,6 +144,9 @@ async def serve(app: App, stop: asyncio.Event) -> None:
     finally:
         scheduler.shutdown(wait=False)
         await _cancel_polls()
+        for service in reversed(app.services):
+            with suppress(Exception):  # a service failing to stop must not block the others
+                await service.stop()
         with suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(deliveries, SHUTDOWN_GRACE_S)  # let in-flight deliveries finish
         log.info("newsbot stopped; %d deliveries pending for next start", await app.store.outbox_depth())

@@ -1,0 +1,41 @@
+"""Builds the configured sinks (and the background services some of them need) from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TextIO
+
+from bot.console import ConsoleSink
+from bot.settings import Settings
+from bot.sink import Sink
+from bot.store import StateStore
+
+
+class Service(Protocol):
+    """A long-running part started with the service and stopped on shutdown (e.g. the Telegram poller)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Outputs:
+    sinks: dict[str, Sink] = field(default_factory=dict)
+    services: list[Service] = field(default_factory=list)
+
+
+async def build_outputs(
+    settings: Settings,
+    store: StateStore,
+    stack: AsyncExitStack,
+    clock: Callable[[], datetime],
+    out: TextIO | None = None,
+) -> Outputs:
+    """Console when enabled; Telegram, Slack and the Redis stream when their settings are present."""
+    outputs = Outputs()
+    if settings.console:
+        outputs.sinks["console"] = ConsoleSink(out)
+    return outputs
