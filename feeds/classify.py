@@ -1,0 +1,235 @@
+"""Flags export-control stories about chipmakers with a transparent weighted-evidence model.
+
+The score is a logistic function of a sum of evidence weights (all in `Weights`):
+  subject   chip-subject evidence: a watched company or product, or a chip / chip-tool word;
+  control   export-control evidence: a standalone term ("export controls", "entity list", 出口管制), or a
+            control word ("restrict", "licence", "ban") close to "export", to a sale or to "to China";
+  context   the rule-maker (Commerce Department, BIS), a destination, subject and control close together;
+  negatives tariffs, import or purchase bans, antitrust, earnings, other goods, patent licences, statistics.
+Without both a subject and control evidence an item is never flagged. Direction comes from cue words,
+those in the title counting double.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from dataclasses import dataclass, field
+
+from feeds.lexicon import Entity, Hit, Matcher, is_word_char, load_terms, normalize
+from feeds.records import Direction, Verdict
+
+CONTROL_WORDS = frozenset({"restrict", "tighten", "ease"})
+NEGATIVES = ("neg_goods", "neg_trade", "neg_antitrust", "neg_business", "neg_licence", "neg_stats")
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Evidence weights, in log-odds. A score of 0.5 (the default threshold) is a sum of zero."""
+
+    bias: float = -7.0
+    company: float = 3.0  # a watched company or product
+    chip: float = 2.5  # chip / semiconductor / chipmaking-tool words
+    control: float = 4.5  # a standalone export-control term
+    export_control: float = 4.0  # a control word near "export"
+    sale_control: float = 3.5  # a control word near a sale, with a destination such as "to China"
+    dest_control: float = 3.0  # a control word near a destination ("restrictions on China")
+    linked: float = 1.0  # the subject stands close to the control evidence
+    authority: float = 0.7  # the rule-maker is named
+    destination: float = 0.5  # "to China", 对华, 中国向け ...
+    cue: float = 0.3  # a direction cue is present
+    negatives: dict[str, float] = field(
+        default_factory=lambda: {
+            "neg_goods": 2.5,
+            "neg_trade": 2.5,
+            "neg_antitrust": 2.5,
+            "neg_business": 1.0,
+            "neg_licence": 2.5,
+            "neg_stats": 1.5,
+        }
+    )
+    near_latin: int = 45  # characters between two related words, in space-separated scripts
+    near_cjk: int = 15  # the same for Chinese, Japanese and Korean
+    link_factor: float = 2.0  # subject-to-control distance, as a multiple of the above
+
+
+@dataclass(slots=True)
+class Evidence:
+    """What the matcher found in one item, grouped for scoring."""
+
+    hits: dict[str, list[Hit]]
+    entities: list[Entity]
+    title_end: int
+
+    @classmethod
+    def collect(cls, hits: list[Hit], title_end: int) -> Evidence:
+        grouped: dict[str, list[Hit]] = {}
+        entities: list[Entity] = []
+        for hit in hits:
+            if hit.term.entity is not None:
+                if hit.term.entity not in entities:
+                    entities.append(hit.term.entity)
+                if hit.term.entity.kind != "country":
+                    grouped.setdefault("subject_entity", []).append(hit)
+                continue
+            grouped.setdefault(hit.term.category, []).append(hit)
+        return cls(grouped, entities, title_end)
+
+    def get(self, *categories: str) -> list[Hit]:
+        return [hit for category in categories for hit in self.hits.get(category, ())]
+
+
+def _near(a: Hit, b: Hit, weights: Weights, factor: float = 1.0) -> bool:
+    gap = max(b.start - a.end, a.start - b.end, 0)
+    latin = is_word_char(a.term.text[0]) and is_word_char(b.term.text[0])
+    return gap <= (weights.near_latin if latin else weights.near_cjk) * factor
+
+
+def _any_near(left: list[Hit], right: list[Hit], weights: Weights, factor: float = 1.0) -> bool:
+    return any(_near(a, b, weights, factor) for a in left for b in right)
+
+
+class Classifier:
+    """Scores one item's title and summary; `flag` is score >= threshold."""
+
+    def __init__(self, matcher: Matcher, threshold: float = 0.5, weights: Weights | None = None) -> None:
+        self._matcher = matcher
+        self.threshold = threshold
+        self.weights = weights or Weights()
+
+    @classmethod
+    def from_dir(cls, config_dir: pathlib.Path, threshold: float = 0.5) -> Classifier:
+        """Build from config_dir/watchlist.toml and config_dir/lexicon/*.toml (ValueError on bad data)."""
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must lie in 0..1, got {threshold}")
+        return cls(Matcher(load_terms(pathlib.Path(config_dir))), threshold)
+
+    def evidence(self, title: str, summary: str = "") -> Evidence:
+        """Match the vocabulary against the normalized title and summary."""
+        title_n = normalize(title)
+        hits = self._matcher.find(f"{title_n}\n{normalize(summary)}")
+        return Evidence.collect(hits, len(title_n))
+
+    def classify(self, title: str, summary: str = "", lang: str | None = None) -> Verdict:
+        """The verdict on one item; `lang` is informational, every language's vocabulary is always used."""
+        evidence = self.evidence(title, summary)
+        total, reasons = self._score(evidence)
+        score = 1.0 / (1.0 + math.exp(-total))
+        direction, cue = _direction(evidence)
+        if cue:
+            reasons.append(cue)
+        companies = tuple(e.name for e in evidence.entities if e.kind == "company")
+        products = tuple(e.name for e in evidence.entities if e.kind == "product")
+        makers = companies + tuple(e.company for e in evidence.entities if e.kind == "product" and e.company)
+        tickers = tuple(dict.fromkeys(e.ticker for e in evidence.entities if e.ticker and e.name in makers))
+        return Verdict(
+            flag=score >= self.threshold,
+            score=round(score, 4),
+            direction=direction,
+            companies=companies,
+            tickers=tickers,
+            products=products,
+            reasons=tuple(reasons),
+        )
+
+    def _score(self, ev: Evidence) -> tuple[float, list[str]]:
+        w = self.weights
+        subject, subject_hits, subject_reason = _subject(ev, w)
+        control, control_hits, control_reason = _control(ev, w)
+        reasons = [r for r in (subject_reason, control_reason) if r]
+        if not subject or not control:
+            return min(w.bias + subject + control, -1.0), reasons
+        total = w.bias + subject + control
+        if _any_near(subject_hits, control_hits, w, w.link_factor):
+            total += w.linked
+        if ev.get("authority"):
+            total += w.authority
+            reasons.append(f"authority: {_quote(ev.get('authority')[0])}")
+        if ev.get("china_dest"):
+            total += w.destination
+        if ev.get("tighten", "ease"):
+            total += w.cue
+        penalty, negative_reason = _negatives(ev, w)
+        if negative_reason:
+            reasons.append(negative_reason)
+        return total - penalty, reasons
+
+
+def _quote(hit: Hit) -> str:
+    return f'"{hit.term.text}"'
+
+
+def _subject(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
+    entities = ev.get("subject_entity")
+    if entities or ev.get("chip_control"):
+        names = [e.name for e in ev.entities if e.kind != "country"][:3]
+        reason = f"company: {', '.join(names)}" if names else f"rule: {_quote(ev.get('chip_control')[0])}"
+        return w.company, entities + ev.get("chip_control"), reason
+    words = ev.get("chip", "tool")
+    if words:
+        return w.chip, words, f"chips: {_quote(words[0])}"
+    return 0.0, [], ""
+
+
+def _control(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
+    strong = ev.get("control", "chip_control")
+    if strong:
+        return w.control, strong, f"control: {_quote(strong[0])}"
+    words = ev.get(*CONTROL_WORDS)
+    exports, sales, dests = ev.get("export"), ev.get("sale"), ev.get("china_dest")
+    for word in words:
+        partner = next((e for e in exports if _near(word, e, w)), None)
+        if partner:
+            return w.export_control, [word, partner], f"control: {_quote(word)} + {_quote(partner)}"
+    if dests:
+        for word in words:
+            partner = next((s for s in sales if _near(word, s, w)), None)
+            if partner:
+                return w.sale_control, [word, partner], f"control: {_quote(word)} on sales ({_quote(partner)})"
+        for word in words:
+            partner = next((d for d in dests if _near(word, d, w)), None)
+            if partner:
+                return w.dest_control, [word, partner], f"control: {_quote(word)} {_quote(partner)}"
+    return 0.0, [], ""
+
+
+def _negatives(ev: Evidence, w: Weights) -> tuple[float, str]:
+    penalty, first = 0.0, None
+    named = bool(ev.get("subject_entity"))
+    for category in NEGATIVES:
+        found = ev.get(category)
+        if not found or (category == "neg_licence" and ev.get("export")):
+            continue
+        weight = w.negatives[category]
+        if category == "neg_goods" and named:
+            weight *= 0.4  # a named chipmaker outweighs a passing mention of other goods
+        penalty += weight
+        first = first or found[0]
+    if first is None:
+        return 0.0, ""
+    return penalty, f"against: {_quote(first)}"
+
+
+def _direction(ev: Evidence) -> tuple[Direction, str]:
+    """Tightening, easing or neutral from cue words; title cues count double, a near tie is neutral."""
+    tally: dict[str, float] = {"tightening": 0.0, "easing": 0.0, "neutral": 0.0}
+    first: dict[str, Hit] = {}
+    for category, direction, weight in (
+        ("tighten", "tightening", 1.0),
+        ("tighten_weak", "tightening", 0.4),
+        ("ease", "easing", 1.0),
+        ("neutral", "neutral", 1.0),
+    ):
+        for hit in ev.get(category):
+            tally[direction] += weight * (2.0 if hit.start < ev.title_end else 1.0)
+            first.setdefault(direction, hit)
+    tight, ease, neutral = tally["tightening"], tally["easing"], tally["neutral"]
+    if tight == ease == neutral == 0.0:
+        return "tightening", ""
+    if neutral >= max(tight, ease) or (tight and ease and abs(tight - ease) < 0.5):
+        winner: Direction = "neutral"
+    else:
+        winner = "tightening" if tight > ease else "easing"
+    cue = first.get(winner) or first.get("tightening") or next(iter(first.values()))
+    label = {"tightening": "tightened", "easing": "eased", "neutral": "neutral"}[winner]
+    return winner, f"direction: {label} ({_quote(cue)})"
