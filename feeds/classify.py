@@ -48,7 +48,7 @@ class Weights:
             "neg_stats": 1.5,
         }
     )
-    near_latin: int = 45  # characters between two related words, in space-separated scripts
+    near_latin: int = 60  # characters between two related words, in space-separated scripts
     near_cjk: int = 15  # the same for Chinese, Japanese and Korean
     link_factor: float = 2.0  # subject-to-control distance, as a multiple of the above
 
@@ -140,7 +140,8 @@ class Classifier:
         if not subject or not control:
             return min(w.bias + subject + control, -1.0), reasons
         total = w.bias + subject + control
-        if _any_near(subject_hits, control_hits, w, w.link_factor):
+        in_title = any(hit.start < ev.title_end for hit in subject_hits)
+        if in_title or _any_near(subject_hits, control_hits, w, w.link_factor):
             total += w.linked
         if ev.get("authority"):
             total += w.authority
@@ -149,7 +150,7 @@ class Classifier:
             total += w.destination
         if ev.get("tighten", "ease"):
             total += w.cue
-        penalty, negative_reason = _negatives(ev, w)
+        penalty, negative_reason = _negatives(ev, w, control_hits)
         if negative_reason:
             reasons.append(negative_reason)
         return total - penalty, reasons
@@ -193,7 +194,7 @@ def _control(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
     return 0.0, [], ""
 
 
-def _negatives(ev: Evidence, w: Weights) -> tuple[float, str]:
+def _negatives(ev: Evidence, w: Weights, control_hits: list[Hit]) -> tuple[float, str]:
     penalty, first = 0.0, None
     named = bool(ev.get("subject_entity"))
     for category in NEGATIVES:
@@ -201,8 +202,8 @@ def _negatives(ev: Evidence, w: Weights) -> tuple[float, str]:
         if not found or (category == "neg_licence" and ev.get("export")):
             continue
         weight = w.negatives[category]
-        if category == "neg_goods" and named:
-            weight *= 0.4  # a named chipmaker outweighs a passing mention of other goods
+        if category == "neg_goods" and (named or not _any_near(found, control_hits, w, w.link_factor)):
+            weight *= 0.4  # other goods count fully only when the control is about them
         penalty += weight
         first = first or found[0]
     if first is None:

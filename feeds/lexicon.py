@@ -136,10 +136,13 @@ class Matcher:
             start = end - length + 1
             left_ok = start == 0 or not is_word_char(text[start - 1])
             right_ok = end == last or not is_word_char(text[end + 1])
+            done: set[tuple[str, Entity | None]] = set()
             for term in group:
-                if (left_ok or term.open_left or not is_word_char(term.text[0])) and (
+                key = (term.category, term.entity)
+                if key not in done and (left_ok or term.open_left or not is_word_char(term.text[0])) and (
                     right_ok or term.open_right or not is_word_char(term.text[-1])
                 ):
+                    done.add(key)
                     hits.append(Hit(start, end + 1, term))
         return _drop_nested(hits)
 
