@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from market_frames import Clock, FakeYahoo, utc
 from yfinance.exceptions import YFRateLimitError
 
 from bot.hours import MarketCalendar
@@ -16,6 +15,7 @@ from bot.quotes import pct
 from bot.records import Quote
 from bot.replay import ReplaySource, load_bars
 from bot.yf import YFinanceSource
+from tests.market_frames import Clock, FakeYahoo, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_PRICES = ROOT / "config" / "demo" / "prices.csv"
