@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
@@ -17,6 +19,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bot.hours import MarketCalendar
+from bot.market import PriceSource
+from bot.records import Alert
+
+log = logging.getLogger(__name__)
 
 Bars = Sequence[tuple[datetime, float]]
 COLOURS = ("#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#4e342e", "#ad1457")
@@ -128,8 +134,9 @@ def render_chart(
 ) -> Path:
     """Write a PNG of % moves per ticker (vs `baselines`, e.g. previous closes, else vs first bar) to `path`."""
     calendar = calendar or MarketCalendar()
-    baselines = baselines or {}
     drawn = {ticker: list(series) for ticker, series in bars.items() if series}
+    if not baselines or any(not baselines.get(t) for t in drawn):
+        baselines = {}  # one reference for every line, else the chart would mix two meanings of 0%
     families, files = _fonts()
     fig = Figure(figsize=(8, 7), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
@@ -141,8 +148,7 @@ def render_chart(
         _shade_extended_hours(ax, first, last, calendar)
         ax.set_xlim(_x(first - timedelta(minutes=5)), _x(last + timedelta(minutes=5)))
         _mark_story(ax, story_time, first, last)
-        against = "previous close" if all(t in baselines for t in drawn) else "first bar"
-        _style(ax, first, against)
+        _style(ax, first, "previous close" if baselines else "first bar")
     else:
         ax.text(0.5, 0.5, "no intraday prices", ha="center", va="center", fontsize=FONT + 2, transform=ax.transAxes)
         ax.set_axis_off()
@@ -151,3 +157,24 @@ def render_chart(
         warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
         fig.savefig(path, format="png")
     return path
+
+
+async def render_alert_chart(
+    source: PriceSource, alert: Alert, directory: Path, wait_s: float = 5.0, calendar: MarketCalendar | None = None
+) -> Path | None:
+    """Chart the alert's quoted tickers to DIRECTORY/<alert id>.png off the event loop; None when no bars."""
+    tickers = [q.ticker for q in alert.quotes] or list(alert.verdict.tickers)
+    try:
+        async with asyncio.timeout(wait_s):
+            bars = await source.intraday(tickers)
+    except TimeoutError:
+        log.warning("no intraday bars for the chart of %s within %.0f s", alert.id, wait_s)
+        return None
+    if not bars:
+        return None
+    closes = {q.ticker: q.prev_close for q in alert.quotes if q.prev_close}
+    story_time = alert.item.published_at or alert.detected_at
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in alert.id) + ".png"
+    return await asyncio.to_thread(
+        render_chart, bars, story_time, directory / name, alert.item.title, baselines=closes, calendar=calendar
+    )

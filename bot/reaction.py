@@ -14,7 +14,7 @@ from bot.records import Alert, Message, Quote, Reaction
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[Message], Awaitable[None]]
+Enqueue = Callable[[Message], Awaitable[object]]  # e.g. Outbox.enqueue
 
 
 def build_reaction(

@@ -54,6 +54,7 @@ class FakeYahoo:
     def __init__(self, minute: str, daily: str, until: datetime | None = None, tz: str | None = "keep"):
         self.minute, self.daily, self.until, self.tz = minute, daily, until, tz
         self.calls: list[tuple[tuple[str, ...], str]] = []
+        self.kwargs: list[dict[str, Any]] = []
         self.fail: Callable[[], Exception] | None = None
         self.release = threading.Event()
         self.hang = False
@@ -61,6 +62,7 @@ class FakeYahoo:
 
     def __call__(self, tickers: Sequence[str], **kwargs: Any) -> pd.DataFrame:
         self.calls.append((tuple(tickers), kwargs["interval"]))
+        self.kwargs.append(kwargs)
         if self.hang:
             self.release.wait(30)
         if self.fail is not None:

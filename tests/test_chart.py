@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from matplotlib import image
 
-from bot.chart import _fonts, _moves, _printable, render_chart
+from bot.chart import _fonts, _moves, _printable, render_alert_chart, render_chart
 from bot.hours import MarketCalendar
+from bot.records import Alert, Quote
 from bot.replay import ReplaySource
+from feeds.records import Item, Verdict
 
 DEMO_PRICES = Path(__file__).resolve().parent.parent / "config" / "demo" / "prices.csv"
 STORY = datetime(2025, 7, 15, 3, 5, tzinfo=UTC)  # the AP story, Monday 23:05 New York time
@@ -54,6 +56,26 @@ class TestRenderChart:
     def test_no_bars_still_renders(self, tmp_path):
         """Without any prices the chart says so instead of failing."""
         read_png(render_chart({}, STORY, tmp_path / "empty.png", "no data"))
+
+
+def make_alert(alert_id: str, tickers: tuple[str, ...]) -> Alert:
+    item = Item("k", "ap-de", "https://example.org", "Nvidia: H20-Genehmigung", "", STORY, STORY, "de")
+    quotes = tuple(Quote(t, 1.0, 1.0, None, None, None, STORY) for t in tickers)
+    return Alert(alert_id, "c", item, Verdict(True, 0.9, tickers=tickers), quotes, STORY)
+
+
+class TestAlertChart:
+    async def test_writes_the_alert_chart_named_by_id(self, tmp_path):
+        """The alert's chart lands in the chart directory under a file-safe name of its id."""
+        source = ReplaySource.from_file(DEMO_PRICES, MarketCalendar.from_file())
+        path = await render_alert_chart(source, make_alert("ap/1:x", ("NVDA", "AMD")), tmp_path)
+        assert path == tmp_path / "ap_1_x.png"
+        read_png(path)
+
+    async def test_no_bars_no_chart(self, tmp_path):
+        """Tickers without any bars give no chart rather than an empty picture."""
+        source = ReplaySource.from_file(DEMO_PRICES, MarketCalendar.from_file())
+        assert await render_alert_chart(source, make_alert("a2", ("NOSUCH",)), tmp_path) is None
 
 
 class TestPieces:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yfinance
 from yfinance.exceptions import YFRateLimitError
 
 from bot.hours import MarketCalendar
@@ -121,6 +123,15 @@ class TestYahooQuotes:
         clock.now = utc("2025-07-15T10:31:10-04:00")
         await source.quotes(["NVDA"])
         assert fake.calls[2:] == [(("AMD", "NVDA"), "1m"), (("AMD", "NVDA"), "1d")]
+
+    async def test_calls_match_the_real_download_signature(self, calendar):
+        """Every argument passed at the seam is one yfinance.download accepts, never `.info`-style calls."""
+        source, fake, _ = yahoo_source(TUE, "2025-07-15T10:30:20-04:00", calendar)
+        await source.quotes(["NVDA"])
+        signature = inspect.signature(yfinance.download)
+        for kwargs in fake.kwargs:
+            signature.bind(["NVDA"], **kwargs)
+        assert [k["interval"] for k in fake.kwargs] == ["1m", "1d"]
 
 
 class TestYahooFailures:
