@@ -92,7 +92,8 @@ class YFinanceSource:
         self._timeout = timeout
         self._backoff = backoff
         self._keep = timedelta(seconds=keep_tickers_for)
-        self._cache: dict[str, tuple[History, datetime]] = {}
+        self._cache: dict[str, tuple[History, datetime]] = {}  # ticker -> (data, when it was downloaded)
+        self._tried: dict[str, datetime] = {}  # ticker -> last successful refresh that asked for it (data or not)
         self._asked: dict[str, datetime] = {}  # ticker -> last asked; refreshes batch all recently asked
         self._failures = 0
         self._retry_at: datetime | None = None
@@ -127,9 +128,8 @@ class YFinanceSource:
         return out
 
     def _missing(self, tickers: Sequence[str], now: datetime) -> set[str]:
-        return {
-            t.upper() for t in tickers if t.upper() not in self._cache or now - self._cache[t.upper()][1] >= self._ttl
-        }
+        """Tickers not asked of Yahoo within the TTL (a ticker Yahoo had nothing for is not re-asked at once)."""
+        return {t.upper() for t in tickers if t.upper() not in self._tried or now - self._tried[t.upper()] >= self._ttl}
 
     async def _ensure(self, tickers: Sequence[str]) -> None:
         """Refresh when a requested ticker is missing or expired, unless backing off; shares in-flight work."""
@@ -164,6 +164,7 @@ class YFinanceSource:
             self._fail("empty frames")
             return
         fetched_at = self._clock()
+        self._tried.update(dict.fromkeys(tickers, fetched_at))
         for ticker, history in histories.items():
             self._cache[ticker] = (history, fetched_at)
         self._failures, self._retry_at = 0, None

@@ -104,9 +104,12 @@ class TestYahooQuotes:
 
     async def test_ticker_without_data_is_absent(self, calendar):
         """A ticker Yahoo has nothing for is left out; the others are quoted."""
-        source, _, _ = yahoo_source(TUE, "2025-07-15T10:30:20-04:00", calendar)
+        source, fake, _ = yahoo_source(TUE, "2025-07-15T10:30:20-04:00", calendar)
         got = await source.quotes(["NVDA", "NOSUCH"])
+        again = await source.quotes(["NOSUCH"])
         assert set(got) == {"NVDA"}
+        assert again == {}
+        assert len(fake.calls) == 2  # one batched refresh; the empty ticker is not re-asked within the TTL
 
     async def test_one_batched_download_per_refresh(self, calendar):
         """All tickers go in one 1-minute and one daily call; concurrent and repeated asks reuse them."""
