@@ -25,9 +25,7 @@ class KeywordBaseline:
         """Take the company names and the chip and export words from the classifier's own vocabulary."""
         terms = load_terms(pathlib.Path(config_dir))
         subjects = [
-            t.text
-            for t in terms
-            if t.category == "chip" or (t.entity is not None and t.entity.kind == "company")
+            t.text for t in terms if t.category == "chip" or (t.entity is not None and t.entity.kind == "company")
         ]
         return cls(subjects, [t.text for t in terms if t.category == "export"])
 

@@ -86,11 +86,9 @@ class Hit:
 
 # A "*" inside a phrase stands for one of these word endings ("licence* d'exportation").
 ENDINGS_LATIN = ("", "s", "es", "e", "en", "n", "ed", "d", "ing", "er", "ern", "ns")
-# Russian endings: Cyrillic letters on purpose, hence the noqa for look-alike characters.
-ENDINGS_CYRILLIC = (
-    "", "а", "ы", "ой", "ые", "ых", "ого", "ая", "ий", "ое", "ие", "ия", "ию", "ии", "ем", "ом", "ами",  # noqa: RUF001
-    "ям", "ях", "ей", "ю", "у", "е", "и", "я", "ому", "ым", "ыми", "ую",  # noqa: RUF001
-)
+# Russian endings, in Cyrillic on purpose (hence the noqa for look-alike letters).
+_CYRILLIC = "а ы ой ые ых ого ая ий ое ие ия ию ии ем ом ами ям ях ей ю у е и я ому ым ыми ую ый"  # noqa: RUF001
+ENDINGS_CYRILLIC = ("", *_CYRILLIC.split())
 
 
 def parse_term(raw: str, category: str, where: str, entity: Entity | None = None) -> list[Term]:
@@ -139,8 +137,10 @@ class Matcher:
             done: set[tuple[str, Entity | None]] = set()
             for term in group:
                 key = (term.category, term.entity)
-                if key not in done and (left_ok or term.open_left or not is_word_char(term.text[0])) and (
-                    right_ok or term.open_right or not is_word_char(term.text[-1])
+                if (
+                    key not in done
+                    and (left_ok or term.open_left or not is_word_char(term.text[0]))
+                    and (right_ok or term.open_right or not is_word_char(term.text[-1]))
                 ):
                     done.add(key)
                     hits.append(Hit(start, end + 1, term))
@@ -149,8 +149,19 @@ class Matcher:
 
 # Categories whose multi-word terms own the words inside them: "export controls" is one piece of evidence,
 # not also "export" and "controls"; "Export-Import Bank" is not an export.
-OWNERS = frozenset({"control", "chip_control", "entity", "neg_goods", "neg_trade", "neg_antitrust",
-                    "neg_business", "neg_licence", "neg_stats"})
+OWNERS = frozenset(
+    {
+        "control",
+        "chip_control",
+        "entity",
+        "neg_goods",
+        "neg_trade",
+        "neg_antitrust",
+        "neg_business",
+        "neg_licence",
+        "neg_stats",
+    }
+)
 
 
 def _drop_nested(hits: list[Hit]) -> list[Hit]:
