@@ -38,4 +38,17 @@ async def build_outputs(
     outputs = Outputs()
     if settings.console:
         outputs.sinks["console"] = ConsoleSink(out)
+    if settings.slack_webhook_urls:
+        outputs.sinks["slack"] = await _slack_sink(settings, stack)
     return outputs
+
+
+async def _slack_sink(settings: Settings, stack: AsyncExitStack) -> Sink:
+    """One shared HTTP client for every webhook, closed with the app."""
+    import httpx
+
+    from bot.slack import SlackSink
+
+    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
+    stack.push_async_callback(client.aclose)
+    return SlackSink(settings.slack_webhook_urls, client)
