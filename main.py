@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 from bot.errors import ConfigError, StoreError
 from bot.logs import configure_logging
-from bot.settings import DEFAULT_CONFIG_DIR, Settings, load_feeds, load_settings
+from bot.settings import DEFAULT_CONFIG_DIR, Settings, load_settings
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -70,7 +70,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "consume": commands.consume,
         "outbox": commands.outbox,
     }
-    return await handlers[args.command](args, settings)
+    result = handlers[args.command](args, settings)
+    return await result if inspect.isawaitable(result) else result
 
 
 if __name__ == "__main__":

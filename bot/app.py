@@ -6,17 +6,21 @@ import asyncio
 import logging
 import random
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.chart import render_alert_chart
 from bot.market import PriceSource, price_source_from_setting
 from bot.outbox import Outbox
 from bot.pipeline import Deps, PollConfig, PollReport, poll_once
+from bot.reaction import ReactionScheduler
+from bot.records import Message
 from bot.settings import Settings
 from bot.sink import Sink
 from bot.sinks import Service, build_outputs
@@ -43,6 +47,8 @@ class App:
     deps: Deps
     outbox: Outbox
     store: StateStore
+    scheduler: AsyncIOScheduler
+    reactions: ReactionScheduler
     services: tuple[Service, ...] = ()
 
 
@@ -65,6 +71,10 @@ async def build_app(
     outputs = await build_outputs(settings, store, stack, clock, out)
     outputs.sinks.update(extra_sinks or {})
     outbox = Outbox(store, outputs.sinks, clock)
+    market = market or price_source_from_setting(settings.market, clock)
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    reactions = ReactionScheduler(scheduler, market, clock, _with_chart(outbox.enqueue, market, settings.chart_dir),
+                                  minutes=settings.reaction_minutes, tickers=settings.tickers)
     stories = StoryIndex(timedelta(hours=settings.cluster_window_hours))
     for alert in reversed(await store.recent_alerts(clock() - timedelta(hours=settings.cluster_window_hours))):
         stories.add(alert.cluster_id, alert.item, alert.verdict, alert.detected_at)
@@ -73,13 +83,41 @@ async def build_app(
         fetcher=Fetcher(client, limits),
         classifier=Classifier.from_dir(settings.config_dir, settings.alert_threshold),
         stories=stories,
-        market=market or price_source_from_setting(settings.market, clock),
+        market=market,
         outbox=outbox,
         clock=clock,
         config=PollConfig(tickers=settings.tickers, quote_timeout=settings.quote_timeout,
                           backoff_max=settings.backoff_max),
+        reactions=reactions,
     )
-    return App(settings, tuple(feeds), deps, outbox, store, tuple(outputs.services))
+    return App(settings, tuple(feeds), deps, outbox, store, scheduler, reactions, tuple(outputs.services))
+
+
+def _with_chart(
+    enqueue: Callable[[Message], Awaitable[bool]], market: PriceSource, chart_dir: Path
+) -> Callable[[Message], Awaitable[bool]]:
+    """Reaction follow-ups carry the chart of the moves around the story (drawn off the loop, never blocking)."""
+
+    async def enqueue_with_chart(message: Message) -> bool:
+        if message.reaction is not None:
+            path = await render_alert_chart(market, message.alert, chart_dir)
+            if path is not None:
+                message = replace(message, reaction=replace(message.reaction, chart_path=str(path)))
+        return await enqueue(message)
+
+    return enqueue_with_chart
+
+
+async def reschedule_reactions(app: App) -> int:
+    """After a restart, plan the follow-ups of recent alerts that have not gone out yet (late ones run at once)."""
+    horizon = max(app.settings.reaction_minutes, default=0)
+    count = 0
+    for alert in await app.store.recent_alerts(app.deps.clock() - timedelta(minutes=horizon + 5)):
+        missing = [m for m in app.settings.reaction_minutes if await app.store.message(f"{alert.id}:r{m}") is None]
+        if missing:
+            app.reactions.schedule(alert, missing)
+            count += 1
+    return count
 
 
 async def poll_all(app: App, concurrency: int = 50) -> list[PollReport]:
@@ -103,9 +141,9 @@ async def guarded_poll(app: App, feed: FeedSpec) -> PollReport:
         return PollReport(feed.name, "failed", error=str(exc))
 
 
-async def run_once(app: App, drain_timeout: float = 30.0) -> tuple[list[PollReport], int]:
+async def run_once(app: App, drain_timeout: float = 30.0, concurrency: int = 50) -> tuple[list[PollReport], int]:
     """`run --once`: poll everything, deliver what is due, return the reports and what is still pending."""
-    reports = await poll_all(app)
+    reports = await poll_all(app, concurrency)
     async with asyncio.timeout(drain_timeout):
         while (await app.outbox.drain()).delivered:
             pass
@@ -131,10 +169,11 @@ def schedule_feeds(scheduler: AsyncIOScheduler, app: App, now: datetime, rng: ra
 
 async def serve(app: App, stop: asyncio.Event) -> None:
     """The service until `stop`: scheduled polls, the outbox loop; then a graceful shutdown."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler = app.scheduler
     schedule_feeds(scheduler, app, app.deps.clock(), random.Random())
     scheduler.add_job(_prune, "interval", args=(app,), hours=6, id="prune", next_run_time=app.deps.clock())
     scheduler.start()
+    await reschedule_reactions(app)
     for service in app.services:
         await service.start()
     log.info("newsbot running: %d feeds, sinks: %s. Ctrl-C to stop.", len(app.feeds), ", ".join(app.outbox.sinks))

@@ -73,6 +73,7 @@ def reaction_to_dict(reaction: Reaction) -> dict[str, Any]:
         "moves": [list(m) for m in reaction.moves],
         "quotes": [quote_to_dict(q) for q in reaction.quotes],
         "as_of": _time(reaction.as_of),
+        "chart_path": reaction.chart_path,
     }
 
 
@@ -84,6 +85,7 @@ def reaction_from_dict(data: dict[str, Any]) -> Reaction:
         moves=tuple((t, m) for t, m in data["moves"]),
         quotes=tuple(quote_from_dict(q) for q in data["quotes"]),
         as_of=_parse_time(data["as_of"]),  # type: ignore[arg-type]
+        chart_path=data.get("chart_path"),
     )
 
 
@@ -132,6 +134,28 @@ def stream_alert(alert: Alert) -> dict[str, Any]:
         "quotes": [_stream_quote(q) for q in alert.quotes],
         "sources": [{"source": s.feed, "url": s.url, "title": s.title, "lang": s.lang} for s in alert.sources],
     }
+
+
+def stream_reaction(message_id: str, reaction: Reaction) -> dict[str, Any]:
+    """The stream form of a market-reaction follow-up (`kind` "reaction", docs/alert.schema.json)."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "kind": "reaction",
+        "id": message_id,
+        "alert_id": reaction.alert_id,
+        "minutes": reaction.minutes,
+        "title": reaction.title,
+        "moves": [{"ticker": t, "change_pct": m} for t, m in reaction.moves],
+        "quotes": [_stream_quote(q) for q in reaction.quotes],
+        "as_of": _time(reaction.as_of),
+    }
+
+
+def stream_entry(message: Message) -> dict[str, Any]:
+    """What the stream carries for one outbox message: an alert, or a reaction to one."""
+    if message.kind == "reaction" and message.reaction is not None:
+        return stream_reaction(message.id, message.reaction)
+    return stream_alert(message.alert)
 
 
 def _stream_quote(quote: Quote) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The CLI commands of DESIGN.md, each a small coroutine over (arguments, settings)."""
+"""The CLI commands of DESIGN.md, each a small function or coroutine over (arguments, settings)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.app import build_app, install_signal_handlers, run_once, serve
 from bot.demo import run_demo
@@ -42,24 +43,26 @@ async def demo(args: argparse.Namespace, settings: Settings) -> int:
     return await run_demo(settings, sys.stdout)
 
 
-async def classify(args: argparse.Namespace, settings: Settings) -> int:
+def classify(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from bot.evaluation import classify_lines
     from feeds.classify import Classifier
 
     classifier = Classifier.from_dir(settings.config_dir, settings.alert_threshold)
-    source = sys.stdin if args.path == "-" else open(args.path, encoding="utf-8")  # noqa: SIM115 - closed below
-    try:
-        for result in classify_lines(classifier, source):
-            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-    finally:
-        if source is not sys.stdin:
-            source.close()
+    if args.path == "-":
+        lines = sys.stdin
+    else:
+        path = Path(args.path)
+        if not path.exists():
+            raise ConfigError([f"{path}: no such file (give a JSON Lines file, or - for standard input)"])
+        lines = iter(path.read_text(encoding="utf-8").splitlines())
+    for result in classify_lines(classifier, lines):
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     return 0
 
 
-async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from bot.evaluation import evaluate as run_eval

@@ -14,14 +14,16 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import build_app, run_once
+from bot.app import App, build_app, run_once
+from bot.chart import render_alert_chart
 from bot.settings import Settings, load_feeds
 
 DEMO_DIR = "demo"
+DEMO_HOST = "http://demo.invalid/"  # stands for the loopback server in config/demo/feeds.toml
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: object) -> None:
         """No request lines on the demo's console."""
 
 
@@ -52,16 +54,32 @@ async def run_demo(settings: Settings, out: TextIO) -> int:
     prices = demo / "prices.csv"
     now = replay_end(prices)
     with tempfile.TemporaryDirectory(prefix="newsbot-demo-") as tmp, serve_directory(demo / "feeds") as base:
-        specs = [replace(f, url=f.url.replace("demo:", base)) for f in load_feeds(demo / "feeds.toml", 60)]
+        specs = [replace(f, url=f.url.replace(DEMO_HOST, base)) for f in load_feeds(demo / "feeds.toml", 60)]
         demo_settings = replace(settings, db=Path(tmp) / "demo.sqlite3", market=f"replay:{prices}", console=True,
                                 telegram_bot_token=None, slack_webhook_urls=(),
                                 redis_url=None)
         async with AsyncExitStack() as stack:
             app = await build_app(demo_settings, specs, stack, out=out, clock=lambda: now)
-            reports, pending = await run_once(app)
+            reports, pending = await run_once(app, concurrency=1)  # in file order: the seed story first
+            charts = await _charts(app, [a for r in reports for a in r.alerts])
         alerts = sum(len(r.alerts) for r in reports)
         items = sum(r.items for r in reports)
         out.write(f"demo: {len(reports)} sample feeds, {items} items, {alerts} alerts "
                   f"(prices replayed as of {now:%Y-%m-%d %H:%M} UTC)"
                   + (f", {pending} deliveries pending\n" if pending else "\n"))
+        for title, path in charts:
+            out.write(f"chart: {path}  ({title[:60]})\n")
     return 0
+
+
+async def _charts(app: App, alert_ids: list[str]) -> list[tuple[str, Path]]:
+    """The intraday chart of each alert, as Telegram would attach it, written to the chart directory."""
+    charts = []
+    for ident in alert_ids:
+        message = await app.store.message(ident)
+        if message is None:
+            continue
+        path = await render_alert_chart(app.deps.market, message.alert, app.settings.chart_dir)
+        if path is not None:
+            charts.append((message.alert.item.title, path))
+    return charts

@@ -84,10 +84,10 @@ class ReactionScheduler:
         self._timeout = quote_timeout
         self._grace = misfire_grace_s
 
-    def schedule(self, alert: Alert) -> None:
+    def schedule(self, alert: Alert, only: Sequence[int] | None = None) -> None:
         """Add the follow-up jobs for an alert; scheduling the same alert again replaces, never duplicates."""
         now = self._clock()
-        for minutes in self._minutes:
+        for minutes in self._minutes if only is None else only:
             self._scheduler.add_job(
                 self.fire,
                 trigger="date",

@@ -63,6 +63,7 @@ class Reaction:
     moves: tuple[tuple[str, float | None], ...]  # (ticker, % change since the alert)
     quotes: tuple[Quote, ...]
     as_of: datetime
+    chart_path: str | None = None  # PNG of the intraday moves around the story, when one could be drawn
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import calendar
 import hashlib
 import html
+import logging
 import re
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +18,11 @@ import feedparser
 from bot.errors import FeedUnreadable
 from feeds.records import FeedSpec, Item
 
+log = logging.getLogger("newsbot.parse")
+
 MAX_TITLE = 500
 MAX_SUMMARY = 2_000
+MAX_ITEMS = 1_000  # a news feed carries tens of entries; beyond this the rest is old news or an attack
 TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "itm_", "_hs")
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "ocid", "cmpid", "ncid", "cid", "taid",
@@ -27,6 +32,10 @@ TRACKING_PARAMS = frozenset(
 _DROP_BLOCKS = re.compile(r"<(script|style|noscript|iframe)\b.*?</\1\s*>", re.I | re.S)
 _TAGS = re.compile(r"<[^>]{0,2000}>")
 _SPACE = re.compile(r"\s+")
+# C0/C1 controls, lone surrogates, and bidi overrides that could make a headline read backwards.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+_PROLOG_END = re.compile(rb"<[A-Za-z_]")
+_DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
 
 
 def canonical_url(url: str) -> str:
@@ -40,7 +49,7 @@ def canonical_url(url: str) -> str:
         if not k.lower().startswith(TRACKING_PREFIXES) and k.lower() not in TRACKING_PARAMS
     ]
     netloc = parts.netloc.lower()
-    if netloc.endswith(":80") and parts.scheme == "http" or netloc.endswith(":443") and parts.scheme == "https":
+    if (netloc.endswith(":80") and parts.scheme == "http") or (netloc.endswith(":443") and parts.scheme == "https"):
         netloc = netloc.rsplit(":", 1)[0]
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
 
@@ -49,42 +58,96 @@ def plain_text(markup: str, limit: int) -> str:
     """Text of an HTML fragment: scripts and tags dropped, entities decoded, whitespace collapsed."""
     if "<" in markup:
         markup = _TAGS.sub(" ", _DROP_BLOCKS.sub(" ", markup))
-    text = _SPACE.sub(" ", html.unescape(markup)).strip()
+    text = _SPACE.sub(" ", _INVISIBLE.sub("", html.unescape(markup))).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def defuse(body: bytes) -> bytes:
+    """The body without the DOCTYPE's internal subset, so no entity (billion laughs, external) is ever declared."""
+    end = _PROLOG_END.search(body)
+    head = body[: end.start()] if end else body
+    found = _DOCTYPE.search(head)
+    if found is None:
+        return body
+    close = head.find(b">", found.end())
+    bracket = head.find(b"[", found.end())
+    if bracket == -1 or (close != -1 and close < bracket):
+        return body  # a plain DOCTYPE (RSS 0.91's, say) declares nothing
+    subset_end = head.rfind(b"]")
+    close = head.find(b">", max(subset_end, bracket))
+    if close == -1:
+        return body[: found.start()] + body[len(head) :]
+    return body[: found.start()] + head[found.start() : bracket].rstrip() + b">" + body[close + 1 :]
+
+
 def parse_feed(body: bytes, feed: FeedSpec, fetched_at: datetime, content_type: str | None = None) -> list[Item]:
-    """Items of one feed body. Raises `FeedUnreadable` only when nothing usable parsed."""
+    """Items of one feed body. Raises `FeedUnreadable` only when nothing usable parsed.
+
+    Anything odd that was repaired (XML errors, duplicate ids, future dates, entries cut) is logged in one
+    warning naming the feed.
+    """
     headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    parsed = feedparser.parse(defuse(body), response_headers=headers, sanitize_html=False,
+                              resolve_relative_uris=False)
     entries = parsed.get("entries") or []
     if not entries and parsed.get("bozo"):
         reason = parsed.get("bozo_exception")
         raise FeedUnreadable(f"not a readable feed: {_short(reason)}")
     if not entries and not parsed.get("version"):
         raise FeedUnreadable("not a feed (no RSS or Atom elements found)")
-    return list(_items(entries, feed, fetched_at))
+    notes: list[str] = []
+    if parsed.get("bozo"):
+        notes.append(f"repaired ({_short(parsed.get('bozo_exception'))})")
+    if len(entries) > MAX_ITEMS:
+        notes.append(f"{len(entries):,} entries, only the first {MAX_ITEMS:,} read")
+    items = list(_items(entries[:MAX_ITEMS], feed, fetched_at, notes))
+    if notes:
+        benign = all("without a date" in note for note in notes)  # common in real feeds: not worth a warning
+        log.log(logging.INFO if benign else logging.WARNING, "feed %s: %s", feed.name, "; ".join(notes))
+    return items
 
 
-def _items(entries: Iterable[Any], feed: FeedSpec, fetched_at: datetime) -> Iterable[Item]:
+def _items(entries: Iterable[Any], feed: FeedSpec, fetched_at: datetime, notes: list[str]) -> Iterable[Item]:
     seen: set[str] = set()
+    odd: Counter[str] = Counter()
     for entry in entries:
         item = _item(entry, feed, fetched_at)
-        if item is not None and item.key not in seen:
-            seen.add(item.key)
-            yield item
+        if item is None:
+            odd["without title or text, skipped"] += 1
+            continue
+        if item.key in seen:
+            odd["with a repeated id, skipped"] += 1
+            continue
+        seen.add(item.key)
+        odd.update(_oddities(entry, item))
+        yield item
+    notes += [f"{n} {'entry' if n == 1 else 'entries'} {what}" for what, n in odd.items()]
+
+
+def _oddities(entry: Any, item: Item) -> list[str]:
+    """What was repaired in one entry, for the feed's log line."""
+    found = []
+    if item.published_at is None:
+        dated = any(entry.get(k) for k in ("published", "updated", "created"))
+        found.append("with an unreadable date, treated as new" if dated else "without a date, treated as new")
+    elif item.published_at == item.fetched_at:
+        found.append("dated in the future, clamped to now")
+    if _DROP_BLOCKS.search(f"{entry.get('title') or ''}{entry.get('summary') or ''}"):
+        found.append("with script or style in the text, removed")
+    return found
 
 
 def _item(entry: Any, feed: FeedSpec, fetched_at: datetime) -> Item | None:
     title = plain_text(str(entry.get("title") or ""), MAX_TITLE)
     summary = plain_text(str(entry.get("summary") or entry.get("description") or ""), MAX_SUMMARY)
-    link = str(entry.get("link") or "")
+    link = _INVISIBLE.sub("", str(entry.get("link") or "")).strip()
     url = canonical_url(link) if link.startswith(("http://", "https://")) else ""
     if not title and not summary:
         return None
-    guid = str(entry.get("id") or "").strip()
+    guid = _INVISIBLE.sub("", str(entry.get("id") or "")).strip()
     key = guid or url or "h:" + hashlib.blake2b(f"{feed.name}\n{title}".encode(), digest_size=12).hexdigest()
-    lang = str(entry.get("language") or "")[:2].lower() or feed.lang
+    lang = str(entry.get("language") or "")[:2].lower()
+    lang = lang if lang.isascii() and lang.isalpha() else feed.lang
     return Item(
         key=key[:500],
         feed=feed.name,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from tests.conftest import ROOT
 
@@ -36,6 +37,17 @@ def _dead_feeds(tmp_path: Path, count: int) -> Path:
     return path
 
 
+def _failing_feeds(stream: IO[str], expected: int, deadline: float) -> set[str]:
+    """Names of the feeds reported as failing, read line by line until `expected` or the deadline."""
+    failing: set[str] = set()
+    while len(failing) < expected and time.monotonic() < deadline:
+        line = stream.readline()
+        if "feed dead-" in line:
+            assert "cannot connect" in line and "next try in" in line
+            failing.add(line.split("feed ")[1].split(":")[0])
+    return failing
+
+
 def test_demo_prints_the_seed_story_with_prices(tmp_path: Path) -> None:
     """`python main.py demo` prints the German H20 story as an alert with NVDA and AMD moves, offline."""
     result = subprocess.run([sys.executable, "main.py", "demo"], cwd=ROOT, env=_env(tmp_path),
@@ -52,21 +64,15 @@ def test_run_without_network_reports_each_feed_and_stops_on_ctrl_c(tmp_path: Pat
     """With every feed unreachable, `run` prints one line per failing feed, keeps running, and Ctrl-C ends it fast."""
     env = _env(tmp_path, NEWSBOT_FEEDS_FILE=str(_dead_feeds(tmp_path, 3)), NEWSBOT_MARKET="replay:"
                + str(ROOT / "config" / "demo" / "prices.csv"))
-    proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    failing: set[str] = set()
-    deadline = time.monotonic() + 30
-    while len(failing) < 3 and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if "feed dead-" in line:
-            assert "cannot connect" in line and "next try in" in line
-            failing.add(line.split("feed ")[1].split(":")[0])
-    assert failing == {"dead-0", "dead-1", "dead-2"}
-    assert proc.poll() is None, "run exited instead of carrying on"
-    started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    code = proc.wait(timeout=10)
-    elapsed = time.monotonic() - started
+    with subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        failing = _failing_feeds(proc.stderr, expected=3, deadline=time.monotonic() + 30)
+        assert failing == {"dead-0", "dead-1", "dead-2"}
+        assert proc.poll() is None, "run exited instead of carrying on"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=10)
+        elapsed = time.monotonic() - started
     assert code == 0
     assert elapsed < 2.0, f"Ctrl-C took {elapsed:.2f}s"
 

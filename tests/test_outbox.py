@@ -23,6 +23,7 @@ class RecordingSink:
         self.ordered = ordered
         self.failures = list(failures)
         self.delivered: list[tuple[str, str, str | None]] = []
+        self.arrived = asyncio.Event()
 
     async def targets(self, message: Message) -> Sequence[str]:
         return ("t1",)
@@ -31,6 +32,7 @@ class RecordingSink:
         if self.failures:
             raise self.failures.pop(0)
         self.delivered.append((message.id, target, reply_to))
+        self.arrived.set()
         return f"ref-{message.id}"
 
 
@@ -125,8 +127,7 @@ async def test_run_loop_delivers_new_messages_until_stopped(tmp_path: Path) -> N
     task = asyncio.create_task(outbox.run(stop))
     await outbox.enqueue(make_message())
     async with asyncio.timeout(5):
-        while not sink.delivered:
-            await asyncio.sleep(0.01)
+        await sink.arrived.wait()
     stop.set()
     async with asyncio.timeout(2):
         await task

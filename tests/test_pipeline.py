@@ -88,6 +88,7 @@ async def test_restart_does_not_alert_again(feed_server: FeedServer, make_app: M
     spec = feed(feed_server, "/a.xml", Route(rss(FLAGGED)))
     app, _ = await make_app([spec])
     assert len((await poll_once(app.deps, spec)).alerts) == 1
+    await app.outbox.drain()
     feed_server.route("/a.xml", Route(rss(PLAIN, FLAGGED)))  # changed body: parsed again
     again, out = await make_app([spec])
     report = await poll_once(again.deps, spec)
@@ -97,7 +98,9 @@ async def test_restart_does_not_alert_again(feed_server: FeedServer, make_app: M
 
 
 @pytest.mark.parametrize("conditional", [True, False], ids=["server-answers-304", "same-body-hash"])
-async def test_unchanged_feed_is_not_parsed_again(feed_server: FeedServer, make_app: MakeApp, conditional: bool) -> None:
+async def test_unchanged_feed_is_not_parsed_again(
+    feed_server: FeedServer, make_app: MakeApp, conditional: bool
+) -> None:
     """An unchanged feed stops at fetch: by a 304, or by the same body hash when the server ignores validators."""
     spec = feed(feed_server, "/a.xml", Route(rss(FLAGGED, PLAIN), conditional=conditional))
     app, _ = await make_app([spec])
@@ -114,7 +117,7 @@ async def test_failing_feeds_are_reported_and_backed_off(
     missing = feed(feed_server, "/missing.xml", Route(b"gone", status=404, content_type="text/plain"))
     slow = feed(feed_server, "/slow.xml", Route(rss(PLAIN), delay=settings.fetch_timeout + 5))
     garbage = feed(feed_server, "/garbage.xml", Route(b"\x00\xff<<not xml at all", content_type="text/html"))
-    app, out = await make_app([good, missing, slow, garbage])
+    app, _ = await make_app([good, missing, slow, garbage])
     first = {r.feed: r for r in await poll_all(app)}
     assert len(first["good.xml"].alerts) == 1
     assert first["missing.xml"].error == "HTTP 404"
@@ -195,7 +198,9 @@ async def test_same_story_from_a_second_outlet_is_attached(feed_server: FeedServ
     assert reports[1].attached == 1
 
 
-async def test_prune_forgets_items_after_retention(feed_server: FeedServer, make_app: MakeApp, settings: Settings) -> None:
+async def test_prune_forgets_items_after_retention(
+    feed_server: FeedServer, make_app: MakeApp, settings: Settings
+) -> None:
     """Seen items older than the retention period are removed from the store."""
     spec = feed(feed_server, "/a.xml", Route(rss(PLAIN)))
     app, _ = await make_app([spec])
