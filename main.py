@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from bot.errors import ConfigError, StoreError
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"newsbot: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.secrets())
+    configure_logging(settings.log_level, settings.secrets(), log_format=settings.log_format)
     try:
         return asyncio.run(dispatch(args, settings))
     except KeyboardInterrupt:
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from bot import commands  # imported here so `--help` and config errors stay instant
 
-    handlers = {
+    handlers: dict[str, Callable[[argparse.Namespace, Settings], int | Awaitable[int]]] = {
         "run": commands.run,
         "demo": commands.demo,
         "classify": commands.classify,
@@ -71,7 +71,9 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "outbox": commands.outbox,
     }
     result = handlers[args.command](args, settings)
-    return await result if inspect.isawaitable(result) else result
+    if inspect.isawaitable(result):
+        return int(await result)
+    return int(result)
 
 
 if __name__ == "__main__":

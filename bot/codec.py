@@ -56,13 +56,18 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
         cluster_id=data["cluster_id"],
         item=Item(**{**item, "published_at": _parse_time(item["published_at"]),
                      "fetched_at": _parse_time(item["fetched_at"])}),
-        verdict=Verdict(**{k: tuple(v) if isinstance(v, list) else v for k, v in verdict.items()}),
+        verdict=Verdict(**_tuples(verdict)),
         quotes=tuple(quote_from_dict(q) for q in data["quotes"]),
         detected_at=_parse_time(data["detected_at"]),  # type: ignore[arg-type]
         novelty=data.get("novelty", 1.0),
         sources=tuple(Source(**{**s, "published_at": _parse_time(s["published_at"])}) for s in data["sources"]),
         chart_path=data.get("chart_path"),
     )
+
+
+def _tuples(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON lists back to the tuples the frozen records hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 def reaction_to_dict(reaction: Reaction) -> dict[str, Any]:

@@ -108,7 +108,9 @@ def _state_to_json(state: FeedState) -> str:
 
 def _state_from_json(text: str) -> FeedState:
     data = json.loads(text)
-    health = {k: datetime.fromisoformat(v) if k.endswith("_at") and v else v for k, v in data["health"].items()}
+    health: dict[str, Any] = {
+        k: datetime.fromisoformat(v) if k.endswith("_at") and v else v for k, v in data["health"].items()
+    }
     return FeedState(Validators(**data["validators"]), FeedHealth(**health))
 
 
@@ -155,7 +157,7 @@ class SqliteStore:
         for start in range(0, len(keys), 500):
             chunk = list(keys[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, feed, content_hash, flagged FROM seen WHERE key IN ({marks})"  # noqa: S608 - placeholders only
+            sql = f"SELECT key, feed, content_hash, flagged FROM seen WHERE key IN ({marks})"
             for key, feed, digest, flagged in self._run(sql, chunk):
                 found[key] = SeenEntry(key, feed, digest, bool(flagged))
         return found
@@ -212,7 +214,7 @@ class SqliteStore:
     async def due(self, now: datetime, sinks: Sequence[str], limit: int = 500) -> list[Delivery]:
         marks = ",".join("?" * len(sinks))
         rows = self._run(
-            "SELECT message_id, sink, target, attempts, next_at, last_error, status FROM deliveries "  # noqa: S608
+            "SELECT message_id, sink, target, attempts, next_at, last_error, status FROM deliveries "
             f"WHERE status='pending' AND next_at <= ? AND sink IN ({marks}) ORDER BY seq LIMIT ?",
             (_ts(now), *sinks, limit),
         )
@@ -220,7 +222,7 @@ class SqliteStore:
 
     async def next_due_at(self, sinks: Sequence[str]) -> datetime | None:
         marks = ",".join("?" * len(sinks))
-        sql = f"SELECT MIN(next_at) FROM deliveries WHERE status='pending' AND sink IN ({marks})"  # noqa: S608
+        sql = f"SELECT MIN(next_at) FROM deliveries WHERE status='pending' AND sink IN ({marks})"
         row = self._run(sql, tuple(sinks)).fetchone()
         return _dt(row[0]) if row and row[0] is not None else None
 
@@ -237,7 +239,7 @@ class SqliteStore:
         self._update(delivery, "status='parked', attempts=attempts+1, last_error=?", (error[:500],))
 
     def _update(self, d: Delivery, assignments: str, params: tuple[Any, ...]) -> None:
-        sql = f"UPDATE deliveries SET {assignments} WHERE message_id=? AND sink=? AND target=?"  # noqa: S608
+        sql = f"UPDATE deliveries SET {assignments} WHERE message_id=? AND sink=? AND target=?"
         self._run(sql, (*params, d.message_id, d.sink, d.target))
 
     async def delivery_ref(self, message_id: str, sink: str, target: str) -> str | None:
