@@ -8,10 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import IO
 
 from tests.conftest import ROOT
+from tests.servers.feedserver import FeedServer, Route, rss
+from tests.test_pipeline import FLAGGED
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -84,3 +88,37 @@ def test_bad_setting_is_one_clear_error(tmp_path: Path) -> None:
                             timeout=60)
     assert result.returncode == 2
     assert "NEWSBOT_ALERT_THRESHOLD" in result.stderr and "Traceback" not in result.stderr
+
+
+def _feeds_file(tmp_path: Path, urls: dict[str, str]) -> Path:
+    path = tmp_path / "feeds.toml"
+    path.write_text("".join(f'[[feed]]\nname = "{name}"\nurl = "{url}"\n' for name, url in urls.items()))
+    return path
+
+
+def test_run_once_alerts_and_exits(tmp_path: Path, feed_server: FeedServer) -> None:
+    """`run --once` polls every feed, prints the alert, drains the outbox and exits 0."""
+    story = {**FLAGGED, "pubDate": format_datetime(datetime.now(UTC) - timedelta(minutes=2))}
+    feeds = _feeds_file(tmp_path, {"loop": feed_server.route("/a.xml", Route(rss(story)))})
+    env = _env(tmp_path, NEWSBOT_FEEDS_FILE=str(feeds), NEWSBOT_MARKET=f"replay:{ROOT / 'config/demo/prices.csv'}")
+    result = subprocess.run([sys.executable, "main.py", "run", "--once"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("[ALERT]") == 1
+    assert "polled 1 feeds: 1 ok, 0 failed; 1 alerts; 0 deliveries pending" in result.stderr
+
+
+def test_feeds_command_prints_a_table(tmp_path: Path, feed_server: FeedServer) -> None:
+    """`feeds` prints one row per feed with its status, and exits 1 when any feed fails."""
+    feeds = _feeds_file(tmp_path, {
+        "good": feed_server.route("/good.xml", Route(rss(FLAGGED, FLAGGED | {"guid": "2"}))),
+        "gone": feed_server.route("/gone.xml", Route(b"", status=404)),
+    })
+    result = subprocess.run([sys.executable, "main.py", "feeds"], cwd=ROOT,
+                            env=_env(tmp_path, NEWSBOT_FEEDS_FILE=str(feeds)), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()}
+    assert rows["good"][1:3] == ["ok", "2"]
+    assert rows["gone"][1] == "FAIL" and "HTTP 404" in " ".join(rows["gone"])
+    assert "1 of 2 feeds ok" in result.stdout
