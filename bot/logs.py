@@ -1,10 +1,16 @@
-"""Logging set-up: short readable lines on standard error, with every secret redacted."""
+"""Logging set-up: short readable lines (or one JSON object per line) on standard error, secrets redacted.
+
+Feed and alert ids travel as `extra={"feed": ..., "alert": ...}` on a log call; the JSON format puts them in
+their own keys, the text format leaves the message as it is.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TextIO
 
 REDACTED = "***"
@@ -33,10 +39,39 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Sequence[str], stream: TextIO | None = None) -> None:
+CONTEXT_KEYS = ("feed", "alert", "sink", "lease")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, context ids, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in CONTEXT_KEYS:
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(
+    level: str, secrets: Sequence[str], stream: TextIO | None = None, log_format: str = "text"
+) -> None:
     """Root handler with redaction; chatty libraries (whose request logs carry URLs with tokens) quietened."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

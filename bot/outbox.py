@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot.errors import PermanentDelivery, RetryableDelivery, StoreError
 from bot.records import Message
@@ -32,6 +33,13 @@ def retry_delay(attempts: int, retry_after: float | None) -> float:
     return min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(0, attempts))
 
 
+class Claims(Protocol):
+    """Who delivers what when several instances drain one shared outbox (`bot.lease.DeliveryClaims`)."""
+
+    async def claim(self, delivery: Delivery) -> bool: ...
+    async def settle(self, delivery: Delivery, finished: bool) -> None: ...
+
+
 @dataclass(slots=True)
 class DrainReport:
     delivered: int = 0
@@ -49,12 +57,14 @@ class Outbox:
         sinks: Mapping[str, Sink],
         clock: Callable[[], datetime],
         on_result: Callable[[str, str, float], None] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self._store = store
         self._sinks = dict(sinks)
         self._clock = clock
         self._wake = asyncio.Event()
         self._on_result = on_result or (lambda sink, outcome, seconds: None)
+        self._claims = claims
 
     @property
     def sinks(self) -> Mapping[str, Sink]:
@@ -89,17 +99,24 @@ class Outbox:
 
         async def one(delivery: Delivery) -> None:
             async with gate:
-                await self._deliver(sink, delivery, report)
+                if await self._claim(delivery):
+                    await self._deliver(sink, delivery, report)
 
         await asyncio.gather(*(one(d) for d in batch))
 
     async def _drain_in_order(self, sink: Sink, batch: list[Delivery], report: DrainReport) -> None:
         """One at a time per target; after a failure the target's later messages wait behind it."""
         held: dict[str, datetime] = {}
+        busy: set[str] = set()  # targets another instance is delivering to right now
         for delivery in batch:
+            if delivery.target in busy:
+                continue
             if delivery.target in held:
                 await self._store.mark_retry(delivery, held[delivery.target], "waiting for an earlier message",
                                              count_attempt=False)
+                continue
+            if not await self._claim(delivery):
+                busy.add(delivery.target)
                 continue
             retry_at = await self._deliver(sink, delivery, report)
             if retry_at is not None:
@@ -110,6 +127,7 @@ class Outbox:
         message = await self._store.message(delivery.message_id)
         if message is None:
             await self._store.mark_parked(delivery, "message missing from the outbox")
+            await self._settle(delivery, True)
             return None
         reply_to = None
         if message.kind == "reaction":
@@ -121,6 +139,7 @@ class Outbox:
             delay = retry_delay(delivery.attempts, exc.retry_after)
             retry_at = self._clock() + timedelta(seconds=delay)
             await self._store.mark_retry(delivery, retry_at, str(exc))
+            await self._settle(delivery, False)
             log.warning("%s: %s to %s not delivered (%s); retry in %.0fs", sink.name, message.kind,
                         _target(delivery), exc, delay)
             report.retried += 1
@@ -128,16 +147,25 @@ class Outbox:
             return retry_at
         except PermanentDelivery as exc:
             await self._store.mark_parked(delivery, str(exc))
+            await self._settle(delivery, False)  # an operator may queue it again: no done-marker
             log.error("%s: %s %s to %s parked: %s (list: python main.py outbox; retry: python main.py outbox "
                       "--retry)", sink.name, message.kind, message.id, _target(delivery), exc)
             report.parked += 1
             self._on_result(sink.name, "parked", 0.0)
             return None
         await self._store.mark_done(delivery, ref, self._clock())
+        await self._settle(delivery, True)
         report.delivered += 1
         report.by_sink[sink.name] += 1
         self._on_result(sink.name, "delivered", asyncio.get_running_loop().time() - started)
         return None
+
+    async def _claim(self, delivery: Delivery) -> bool:
+        return self._claims is None or await self._claims.claim(delivery)
+
+    async def _settle(self, delivery: Delivery, finished: bool) -> None:
+        if self._claims is not None:
+            await self._claims.settle(delivery, finished)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; sleeps until the next retry is due or a new message arrives."""
