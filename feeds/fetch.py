@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -48,7 +49,8 @@ def make_client(user_agent: str, limits: FetchLimits) -> httpx.AsyncClient:
         timeout=httpx.Timeout(limits.timeout, connect=min(10.0, limits.timeout)),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         headers={"User-Agent": user_agent, "Accept": "application/rss+xml, application/atom+xml, "
-                 "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"},
+                 "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
+                 "Accept-Encoding": "gzip, deflate"},  # the codings `Inflater` decodes within the limit
     )
 
 
@@ -86,6 +88,8 @@ class Fetcher:
             raise FeedError(f"more than {self._limits.max_redirects} redirects (redirect loop?)") from None
         except httpx.UnsupportedProtocol as exc:
             raise FeedError(f"redirected to a URL that is not http(s): {exc}") from None
+        except httpx.InvalidURL as exc:  # not an HTTPError: a bad Location (javascript:…) would escape otherwise
+            raise FeedError(f"redirected to a URL that is not http(s): {_reason(exc)}") from None
         except httpx.TimeoutException:
             raise FeedError(f"timed out after {self._limits.timeout:.0f}s") from None
         except httpx.ConnectError as exc:
@@ -132,18 +136,65 @@ class Fetcher:
         return Fetched(304, False, b"", None, str(response.url), kept, elapsed)
 
     async def _read_limited(self, response: httpx.Response) -> bytes:
+        """The body, decoded by us (not httpx) so neither the wire size nor the inflated size passes the limit."""
         limit = self._limits.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FeedTooLarge(f"body of {int(declared):,} bytes is over the {limit:,}-byte limit")
+        inflater = Inflater(response.headers.get("Content-Encoding", ""), limit)
         chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit or response.num_bytes_downloaded > limit:
-                raise FeedTooLarge(f"body over the {limit:,}-byte limit (after decompression)")
-            chunks.append(chunk)
+        async for raw in response.aiter_raw():
+            if response.num_bytes_downloaded > limit:
+                raise FeedTooLarge(f"body over the {limit:,}-byte limit (as transferred)")
+            chunks.append(inflater.feed(raw))
+        chunks.append(inflater.flush())
         return b"".join(chunks)
+
+
+class Inflater:
+    """Decodes gzip/deflate bodies chunk by chunk, never producing more than `limit` bytes in all.
+
+    httpx's own decoder inflates each network chunk whole (a 64 KB chunk of a gzip bomb becomes ~64 MB);
+    `decompressobj.decompress(data, max_length)` stops at the limit instead.
+    """
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        codings = [c.strip().lower() for c in encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in {"gzip", "x-gzip", "deflate"}):
+            raise FeedError(f"unsupported Content-Encoding {encoding[:40]!r}")
+        self._coding = codings[0] if codings else ""
+        self._limit = limit
+        self._size = 0
+        self._zlib: zlib._Decompress | None = None
+        if self._coding:
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 32)  # 32: gzip or zlib header, detected
+
+    def feed(self, data: bytes) -> bytes:
+        if self._zlib is None:
+            return self._count(data)
+        out: list[bytes] = []
+        try:
+            while data:
+                piece = self._zlib.decompress(data, self._limit - self._size + 1)
+                out.append(self._count(piece))
+                data = self._zlib.unconsumed_tail
+                if self._zlib.eof:
+                    break  # trailing bytes after the stream are ignored
+        except zlib.error as exc:
+            if self._coding == "deflate" and self._size == 0 and not out:
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
+                return self.feed(data)
+            raise FeedError(f"body is not valid {self._coding}: {exc}") from None
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        return self._count(self._zlib.flush()) if self._zlib is not None else b""
+
+    def _count(self, piece: bytes) -> bytes:
+        self._size += len(piece)
+        if self._size > self._limit:
+            raise FeedTooLarge(f"body over the {self._limit:,}-byte limit (after decompression)")
+        return piece
 
 
 def _reason(exc: Exception) -> str:

@@ -128,7 +128,7 @@ def _oddities(entry: Any, item: Item) -> list[str]:
     """What was repaired in one entry, for the feed's log line."""
     found = []
     if item.published_at is None:
-        dated = any(entry.get(k) for k in ("published", "updated", "created"))
+        dated = any(dict.get(entry, k) for k in ("published", "updated", "created"))
         found.append("with an unreadable date, treated as new" if dated else "without a date, treated as new")
     elif item.published_at == item.fetched_at:
         found.append("dated in the future, clamped to now")
@@ -163,7 +163,7 @@ def _item(entry: Any, feed: FeedSpec, fetched_at: datetime) -> Item | None:
 def _published(entry: Any, fetched_at: datetime) -> datetime | None:
     """UTC publication time; none when missing or invalid; never later than when we fetched it."""
     for name in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(name)
+        value = dict.get(entry, name)  # not entry.get: feedparser warns on its updated→published fallback
         if value:
             try:
                 when = datetime.fromtimestamp(calendar.timegm(value), UTC)
