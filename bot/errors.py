@@ -7,6 +7,7 @@
     │   ├── FeedTooLarge         body or decompressed body over the limit
     │   └── FeedUnreadable       the body is not a feed
     ├── StoreError               the state store failed (SQLite locked, Redis unreachable)
+    ├── UrlRefused               a feed URL given at run time is not allowed (scheme, internal address)
     └── DeliveryError            a sink could not deliver one message to one target
         ├── RetryableDelivery    try again later (429, 5xx, time-out, connection lost); carries retry_after
         └── PermanentDelivery    never going to work (blocked, no_service, archived); parked for an operator
@@ -54,6 +55,10 @@ class FeedUnreadable(FeedError):
 
 class StoreError(NewsbotError):
     """The state store failed."""
+
+
+class UrlRefused(NewsbotError):
+    """A feed URL given at run time is not one the bot may fetch; the message says why."""
 
 
 class DeliveryError(NewsbotError):
