@@ -47,6 +47,10 @@ class Settings:
     telegram_api_base_url: str
     telegram_chat_ids: tuple[str, ...]
     telegram_admin_ids: tuple[int, ...]
+    telegram_mode: str
+    telegram_webhook_url: str
+    telegram_webhook_port: int
+    telegram_rate: float
     stream: str
     stream_maxlen: int
     telegram_bot_token: str | None = field(default=None, repr=False)
@@ -159,6 +163,10 @@ KEYS: tuple[_Key, ...] = (
     _Key("telegram_api_base_url", "TELEGRAM_API_BASE_URL", _text),
     _Key("telegram_chat_ids", "TELEGRAM_CHAT_IDS", _list),
     _Key("telegram_admin_ids", "TELEGRAM_ADMIN_IDS", _ints),
+    _Key("telegram_mode", "TELEGRAM_MODE", _choice("polling", "webhook")),
+    _Key("telegram_webhook_url", "TELEGRAM_WEBHOOK_URL", _text),
+    _Key("telegram_webhook_port", "TELEGRAM_WEBHOOK_PORT", _number(int)),
+    _Key("telegram_rate", "TELEGRAM_RATE", _number(float)),
     _Key("stream", "NEWSBOT_STREAM", _text),
     _Key("stream_maxlen", "NEWSBOT_STREAM_MAXLEN", _number(int)),
     _Key("telegram_bot_token", "TELEGRAM_BOT_TOKEN", _optional, secret=True),

@@ -38,8 +38,16 @@ async def build_outputs(
     outputs = Outputs()
     if settings.console:
         outputs.sinks["console"] = ConsoleSink(out)
+    if settings.telegram_bot_token:
+        from bot.telegram_app import build_telegram
+
+        telegram, service = await build_telegram(settings, store, stack, clock)
+        outputs.sinks["telegram"] = telegram
+        outputs.services.append(service)
     if settings.slack_webhook_urls:
         outputs.sinks["slack"] = await _slack_sink(settings, stack)
+    if settings.redis_url:
+        outputs.sinks["stream"] = _stream_sink(settings, stack)
     return outputs
 
 
@@ -52,3 +60,13 @@ async def _slack_sink(settings: Settings, stack: AsyncExitStack) -> Sink:
     client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
     stack.push_async_callback(client.aclose)
     return SlackSink(settings.slack_webhook_urls, client)
+
+
+def _stream_sink(settings: Settings, stack: AsyncExitStack) -> Sink:
+    """The Redis stream on its own connection, so a slow stream never queues behind the state store."""
+    from bot.redis_store import redis_client
+    from bot.stream import StreamSink
+
+    client = redis_client(settings.redis_url or "")
+    stack.push_async_callback(client.aclose)
+    return StreamSink(client, settings.stream, settings.stream_maxlen)

@@ -115,7 +115,7 @@ class BotApi:
         self._server.daemon_threads = True
         self._server.server_bind()
         self._server.server_activate()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> BotApi:
         self._thread.start()
