@@ -16,7 +16,7 @@ import math
 import pathlib
 from dataclasses import dataclass, field
 
-from feeds.lexicon import Entity, Hit, Matcher, is_word_char, load_terms, normalize
+from feeds.lexicon import Entity, Hit, Matcher, load_terms, normalize
 from feeds.records import Direction, Verdict
 
 CONTROL_WORDS = frozenset({"restrict", "tighten", "ease"})
@@ -66,23 +66,24 @@ class Evidence:
         grouped: dict[str, list[Hit]] = {}
         entities: list[Entity] = []
         for hit in hits:
-            if hit.term.entity is not None:
-                if hit.term.entity not in entities:
-                    entities.append(hit.term.entity)
-                if hit.term.entity.kind != "country":
-                    grouped.setdefault("subject_entity", []).append(hit)
-                continue
-            grouped.setdefault(hit.term.category, []).append(hit)
+            term = hit[2]
+            if term.category in grouped:
+                grouped[term.category].append(hit)
+            else:
+                grouped[term.category] = [hit]
+            if term.entity is not None and term.entity not in entities:
+                entities.append(term.entity)
         return cls(grouped, entities, title_end)
 
     def get(self, *categories: str) -> list[Hit]:
+        if len(categories) == 1:
+            return self.hits.get(categories[0], [])
         return [hit for category in categories for hit in self.hits.get(category, ())]
 
 
 def _near(a: Hit, b: Hit, weights: Weights, factor: float = 1.0) -> bool:
-    gap = max(b.start - a.end, a.start - b.end, 0)
-    latin = is_word_char(a.term.text[0]) and is_word_char(b.term.text[0])
-    return gap <= (weights.near_latin if latin else weights.near_cjk) * factor
+    gap = max(b[0] - a[1], a[0] - b[1], 0)
+    return gap <= (weights.near_latin if a[2].latin and b[2].latin else weights.near_cjk) * factor
 
 
 def _any_near(left: list[Hit], right: list[Hit], weights: Weights, factor: float = 1.0) -> bool:
@@ -140,7 +141,7 @@ class Classifier:
         if not subject or not control:
             return min(w.bias + subject + control, -1.0), reasons
         total = w.bias + subject + control
-        in_title = any(hit.start < ev.title_end for hit in subject_hits)
+        in_title = any(start < ev.title_end for start, _, _ in subject_hits)
         if in_title or _any_near(subject_hits, control_hits, w, w.link_factor):
             total += w.linked
         if ev.get("authority"):
@@ -157,13 +158,13 @@ class Classifier:
 
 
 def _quote(hit: Hit) -> str:
-    return f'"{hit.term.text}"'
+    return f'"{hit[2].text}"'
 
 
 def _subject(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
-    entities = ev.get("subject_entity")
+    entities = ev.get("entity")
     if entities or ev.get("chip_control"):
-        names = [e.name for e in ev.entities if e.kind != "country"][:3]
+        names = [e.name for e in ev.entities][:3]
         reason = f"company: {', '.join(names)}" if names else f"rule: {_quote(ev.get('chip_control')[0])}"
         return w.company, entities + ev.get("chip_control"), reason
     words = ev.get("chip", "tool")
@@ -196,7 +197,7 @@ def _control(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
 
 def _negatives(ev: Evidence, w: Weights, control_hits: list[Hit]) -> tuple[float, str]:
     penalty, first = 0.0, None
-    named = bool(ev.get("subject_entity"))
+    named = bool(ev.get("entity"))
     for category in NEGATIVES:
         found = ev.get(category)
         if not found or (category == "neg_licence" and ev.get("export")):
@@ -222,7 +223,7 @@ def _direction(ev: Evidence) -> tuple[Direction, str]:
         ("neutral", "neutral", 1.0),
     ):
         for hit in ev.get(category):
-            tally[direction] += weight * (2.0 if hit.start < ev.title_end else 1.0)
+            tally[direction] += weight * (2.0 if hit[0] < ev.title_end else 1.0)
             first.setdefault(direction, hit)
     tight, ease, neutral = tally["tightening"], tally["easing"], tally["neutral"]
     if tight == ease == neutral == 0.0:

@@ -16,8 +16,9 @@ import tomllib
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
-import ahocorasick
+import ahocorasick_rs
 
 # Categories a lexicon file may fill. The comments in config/lexicon/en.toml explain each one.
 CATEGORIES: tuple[str, ...] = (
@@ -41,11 +42,13 @@ CATEGORIES: tuple[str, ...] = (
     "neg_licence",  # patent and architecture licensing
     "neg_stats",  # trade statistics: record exports, export data ...
 )
-ENTITY_KINDS: tuple[str, ...] = ("company", "product", "country")
+ENTITY_KINDS: tuple[str, ...] = ("company", "product")
 
 
 def normalize(text: str) -> str:
     """Fold text so that case and full-width/half-width forms compare equal (NFKC + casefold)."""
+    if text.isascii():
+        return text.lower()  # the same result, faster: ASCII is NFKC already and casefolds to lower case
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
@@ -56,7 +59,7 @@ def is_word_char(char: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """A company, product or country from the watchlist."""
+    """A company or product from the watchlist."""
 
     kind: str
     name: str
@@ -73,15 +76,11 @@ class Term:
     open_left: bool
     open_right: bool
     entity: Entity | None = None
+    latin: bool = True  # starts with a letter of a space-separated script (sets how near is "near")
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One match of a term in normalized text."""
-
-    start: int
-    end: int
-    term: Term
+# One match of a term in normalized text: (start, end, term). A plain tuple, as thousands are made per second.
+Hit = tuple[int, int, Term]
 
 
 # A "*" inside a phrase stands for one of these word endings ("licence* d'exportation").
@@ -107,44 +106,57 @@ def parse_term(raw: str, category: str, where: str, entity: Entity | None = None
         cyrillic = "\u0400" <= variants[0][-1] <= "\u04ff"
         endings = ENDINGS_CYRILLIC if cyrillic else ENDINGS_LATIN
         variants = [v + ending + piece for v in variants for ending in endings]
-    return [Term(v.strip(), category, open_left, open_right, entity) for v in dict.fromkeys(variants)]
+    return [
+        Term(v.strip(), category, open_left, open_right, entity, is_word_char(v.strip()[0]))
+        for v in dict.fromkeys(variants)
+    ]
 
 
 class Matcher:
     """Finds every term of the vocabulary in one pass (Aho-Corasick), honouring word boundaries."""
 
     def __init__(self, terms: list[Term]) -> None:
-        self._automaton = ahocorasick.Automaton()
-        grouped: dict[str, list[Term]] = {}
+        grouped: dict[str, dict[tuple[str, Entity | None], list[Term]]] = {}
         for term in terms:
-            grouped.setdefault(term.text, []).append(term)
-        for text, group in grouped.items():
-            self._automaton.add_word(text, (len(text), tuple(group)))
-        if grouped:
-            self._automaton.make_automaton()
-        self._empty = not grouped
+            grouped.setdefault(term.text, {}).setdefault((term.category, term.entity), []).append(term)
+        self._options = [tuple(_option(text, same) for same in meanings.values()) for text, meanings in grouped.items()]
+        self._checks = [any(left or right for left, right, _ in option) for option in self._options]
+        self._automaton = (
+            ahocorasick_rs.AhoCorasick(
+                list(grouped),
+                matchkind=ahocorasick_rs.MatchKind.Standard,
+                implementation=ahocorasick_rs.Implementation.DFA,
+            )
+            if grouped
+            else None
+        )
 
     def find(self, text: str) -> list[Hit]:
         """All hits in normalized `text`, left to right; a hit inside a longer hit is dropped."""
-        if self._empty:
+        if self._automaton is None:
             return []
         hits: list[Hit] = []
-        last = len(text) - 1
-        for end, (length, group) in self._automaton.iter(text):
-            start = end - length + 1
-            left_ok = start == 0 or not is_word_char(text[start - 1])
-            right_ok = end == last or not is_word_char(text[end + 1])
-            done: set[tuple[str, Entity | None]] = set()
-            for term in group:
-                key = (term.category, term.entity)
-                if (
-                    key not in done
-                    and (left_ok or term.open_left or not is_word_char(term.text[0]))
-                    and (right_ok or term.open_right or not is_word_char(term.text[-1]))
-                ):
-                    done.add(key)
-                    hits.append(Hit(start, end + 1, term))
-        return _drop_nested(hits)
+        size, options, checks = len(text), self._options, self._checks
+        for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+            if not checks[index]:  # Chinese, Japanese, Korean or open-ended: no boundary to check
+                for _, _, term in options[index]:
+                    hits.append((start, end, term))
+                continue
+            before = text[start - 1] if start else " "
+            after = text[end] if end < size else " "
+            left_ok = not (before.isalnum() and before < "\u2e80")
+            right_ok = not (after.isalnum() and after < "\u2e80")
+            for need_left, need_right, term in options[index]:
+                if (left_ok or not need_left) and (right_ok or not need_right):
+                    hits.append((start, end, term))
+        return _drop_nested(hits) if len(hits) > 1 else hits
+
+
+def _option(text: str, same: list[Term]) -> tuple[bool, bool, Term]:
+    """One meaning of a text: it needs a word boundary on a side only if every spelling of it does."""
+    need_left = is_word_char(text[0]) and not any(term.open_left for term in same)
+    need_right = is_word_char(text[-1]) and not any(term.open_right for term in same)
+    return need_left, need_right, same[0]
 
 
 # Categories whose multi-word terms own the words inside them: "export controls" is one piece of evidence,
@@ -166,20 +178,23 @@ OWNERS = frozenset(
 
 def _drop_nested(hits: list[Hit]) -> list[Hit]:
     """Drop hits lying inside a longer hit of the same category or of an owning category (see OWNERS)."""
-    hits.sort(key=lambda h: (h.start, h.start - h.end))
+    hits.reverse()  # the automaton reports by end; reversed, a stable sort by start puts longer hits first
+    hits.sort(key=itemgetter(0))
     kept: list[Hit] = []
-    owner: tuple[int, int] = (-1, -1)
+    owner_start, owner_end = -1, -1
     reach: dict[str, tuple[int, int]] = {}
     for hit in hits:
-        span = (hit.start, hit.end)
-        same = reach.get(hit.term.category, (-1, -1))
-        if (hit.end <= owner[1] and span != owner) or (hit.end <= same[1] and span != same):
+        start, end, term = hit
+        if end <= owner_end and (start != owner_start or end != owner_end):
+            continue
+        same = reach.get(term.category)
+        if same is not None and end <= same[1] and (start != same[0] or end != same[1]):
             continue
         kept.append(hit)
-        if hit.end > same[1]:
-            reach[hit.term.category] = span
-        if hit.term.category in OWNERS and hit.end > owner[1]:
-            owner = span
+        if same is None or end > same[1]:
+            reach[term.category] = (start, end)
+        if end > owner_end and term.category in OWNERS:
+            owner_start, owner_end = start, end
     return kept
 
 
@@ -192,7 +207,7 @@ def _load_toml(path: pathlib.Path) -> dict:
 
 
 def load_watchlist(path: pathlib.Path) -> Iterator[Term]:
-    """Yield the entity terms of watchlist.toml: [[company]], [[product]] and [[country]] tables."""
+    """Yield the entity terms of watchlist.toml: [[company]] and [[product]] tables."""
     data = _load_toml(path)
     for kind in ENTITY_KINDS:
         for index, table in enumerate(data.get(kind, [])):
