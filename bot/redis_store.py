@@ -23,7 +23,16 @@ from bot.codec import alert_from_dict, message_from_dict, message_to_dict
 from bot.errors import StoreError
 from bot.records import Alert, Message, Source
 from bot.redis_scripts import ADD_DELIVERIES, PRUNE_SEEN, REQUEUE_PARKED, UPDATE_DELIVERY
-from bot.store import Delivery, DeliveryStatus, SeenEntry, _state_from_json, _state_to_json
+from bot.settings import Settings
+from bot.store import (
+    Delivery,
+    DeliveryStatus,
+    SeenEntry,
+    SqliteStore,
+    StateStore,
+    _state_from_json,
+    _state_to_json,
+)
 from feeds.health import FeedState
 
 DEFAULT_PREFIX = "newsbot:{state}:"
@@ -36,6 +45,13 @@ def redis_client(url: str, *, socket_timeout: float = 5.0) -> Redis:
         url, decode_responses=True, protocol=2, socket_timeout=socket_timeout, socket_connect_timeout=2.0,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
     )
+
+
+def open_store(settings: Settings) -> StateStore:
+    """The shared Redis store when REDIS_URL is set, else the embedded SQLite file."""
+    if settings.redis_url:
+        return RedisStore.from_url(settings.redis_url)
+    return SqliteStore(settings.db)
 
 
 def _ts(value: datetime) -> str:
