@@ -13,8 +13,8 @@ from pathlib import Path
 from bot.app import build_app, install_signal_handlers, run_once, serve
 from bot.demo import run_demo
 from bot.errors import ConfigError, FeedError
+from bot.redis_store import open_store
 from bot.settings import Settings, load_feeds
-from bot.store import SqliteStore
 from feeds.fetch import Fetcher, FetchLimits, make_client
 from feeds.health import Validators
 from feeds.parse import parse_feed
@@ -121,11 +121,11 @@ async def consume(args: argparse.Namespace, settings: Settings) -> int:
 
 async def outbox(args: argparse.Namespace, settings: Settings) -> int:
     """List parked deliveries; with --retry, queue them again for the next run."""
-    store = SqliteStore(settings.db)
+    store = open_store(settings)
     try:
         parked = await store.deliveries("parked")
         for d in parked:
-            target = d.target if d.sink == "telegram" else ""
+            target = d.target if d.sink in ("telegram", "slack") else ""
             print(f"{d.message_id}  {d.sink:<9} {target:<14} attempts={d.attempts}  {d.last_error}")
         if args.retry:
             count = await store.requeue_parked(datetime.now(UTC))
