@@ -21,10 +21,11 @@ from bot.outbox import Outbox
 from bot.pipeline import Deps, PollConfig, PollReport, poll_once
 from bot.reaction import ReactionScheduler
 from bot.records import Message
+from bot.redis_store import open_store
 from bot.settings import Settings
 from bot.sink import Sink
 from bot.sinks import Service, build_outputs
-from bot.store import SqliteStore, StateStore
+from bot.store import StateStore
 from feeds.classify import Classifier
 from feeds.cluster import StoryIndex
 from feeds.fetch import Fetcher, FetchLimits, make_client
@@ -63,7 +64,7 @@ async def build_app(
     extra_sinks: Mapping[str, Sink] | None = None,
 ) -> App:
     """Wire every part from settings; resources are closed by `stack`."""
-    store = SqliteStore(settings.db)
+    store = open_store(settings)
     stack.push_async_callback(store.close)
     limits = FetchLimits(settings.fetch_timeout, settings.fetch_max_bytes, settings.fetch_max_redirects)
     client = make_client(settings.user_agent, limits)
