@@ -8,15 +8,20 @@ import random
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
 from bot.chart import render_alert_chart
+from bot.errors import StoreError
+from bot.lease import DeliveryClaims, Leases, instance_id, leader_service
 from bot.market import PriceSource, price_source_from_setting
+from bot.metrics import Metrics, MetricsServer, health_check
 from bot.outbox import Outbox
 from bot.pipeline import Deps, PollConfig, PollReport, poll_once
 from bot.reaction import ReactionScheduler
@@ -34,6 +39,9 @@ from feeds.records import FeedSpec
 log = logging.getLogger("newsbot")
 
 SHUTDOWN_GRACE_S = 1.5
+FEED_LEASE_SHARE = 0.9  # a feed's lease lasts this share of its interval: the next poll finds it free
+LEADER_TTL_S = 15.0
+METRICS_REFRESH_S = 15.0
 Clock = Callable[[], datetime]
 
 
@@ -51,6 +59,8 @@ class App:
     scheduler: AsyncIOScheduler
     reactions: ReactionScheduler
     services: tuple[Service, ...] = ()
+    metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry(), utc_now()))
+    leases: Leases | None = None  # set when REDIS_URL is: several instances share the work
 
 
 async def build_app(
@@ -71,7 +81,10 @@ async def build_app(
     stack.push_async_callback(client.aclose)
     outputs = await build_outputs(settings, store, stack, clock, out)
     outputs.sinks.update(extra_sinks or {})
-    outbox = Outbox(store, outputs.sinks, clock)
+    metrics = Metrics(CollectorRegistry(), clock())
+    leases = await _leases(settings, stack)
+    outbox = Outbox(store, outputs.sinks, clock, on_result=metrics.on_delivery,
+                    claims=DeliveryClaims(leases) if leases else None)
     market = market or price_source_from_setting(settings.market, clock)
     scheduler = AsyncIOScheduler(timezone=UTC)
     reactions = ReactionScheduler(scheduler, market, clock, _with_chart(outbox.enqueue, market, settings.chart_dir),
@@ -91,7 +104,37 @@ async def build_app(
                           backoff_max=settings.backoff_max),
         reactions=reactions,
     )
-    return App(settings, tuple(feeds), deps, outbox, store, scheduler, reactions, tuple(outputs.services))
+    services = _cluster_services(outputs.services, leases, metrics)
+    if settings.metrics_port:
+        services.append(MetricsServer(metrics, health_check(lambda: scheduler.running, store), settings.metrics_port))
+    return App(settings, tuple(feeds), deps, outbox, store, scheduler, reactions, tuple(services), metrics, leases)
+
+
+async def _leases(settings: Settings, stack: AsyncExitStack) -> Leases | None:
+    """With REDIS_URL, instances coordinate through leases in that Redis; without it there is one instance."""
+    if not settings.redis_url:
+        return None
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url)
+    stack.push_async_callback(redis.aclose)
+    return Leases(redis, instance_id())
+
+
+def _cluster_services(services: Sequence[Service], leases: Leases | None, metrics: Metrics) -> list[Service]:
+    """A service that names a `leader_lease` (the Telegram getUpdates poller) runs on one instance at a time."""
+    wrapped: list[Service] = []
+    for service in services:
+        name = getattr(service, "leader_lease", None)
+        if leases is None or not name:
+            wrapped.append(service)
+            continue
+        wrapped.append(leader_service(service, leases, name, LEADER_TTL_S, on_change=_leader_gauge(metrics, name)))
+    return wrapped
+
+
+def _leader_gauge(metrics: Metrics, name: str) -> Callable[[bool], None]:
+    return lambda held: metrics.set_leader(name, held)
 
 
 def _with_chart(
@@ -136,10 +179,27 @@ async def guarded_poll(app: App, feed: FeedSpec) -> PollReport:
     """The error boundary of one poll: a bug or store failure is logged, and the scheduler goes on."""
     try:
         async with asyncio.timeout(app.settings.fetch_timeout + 30):
-            return await poll_once(app.deps, feed)
+            report = await poll_once(app.deps, feed)
     except Exception as exc:  # the one boundary per poll: nothing may stop the scheduler
-        log.exception("feed %s: poll failed: %s", feed.name, exc)
-        return PollReport(feed.name, "failed", error=str(exc))
+        log.exception("feed %s: poll failed: %s", feed.name, exc, extra={"feed": feed.name})
+        report = PollReport(feed.name, "failed", error=str(exc))
+    app.metrics.observe_poll(report)
+    return report
+
+
+async def scheduled_poll(app: App, feed: FeedSpec) -> PollReport | None:
+    """A scheduled poll; with several instances, only the one that takes the feed's lease polls this interval."""
+    if app.leases is None:
+        return await guarded_poll(app, feed)
+    try:
+        async with app.leases.hold(f"feed:{feed.name}", feed.interval_s * FEED_LEASE_SHARE, release=False) as mine:
+            if mine:
+                return await guarded_poll(app, feed)
+    except RedisError as exc:
+        log.warning("feed %s: lease unavailable (%s); skipped this interval", feed.name, exc, extra={"feed": feed.name})
+        return None
+    app.metrics.skipped_poll(feed.name)
+    return None
 
 
 async def run_once(app: App, drain_timeout: float = 30.0, concurrency: int = 50) -> tuple[list[PollReport], int]:
@@ -155,7 +215,7 @@ def schedule_feeds(scheduler: AsyncIOScheduler, app: App, now: datetime, rng: ra
     """One interval job per feed; first polls spread over the first few seconds."""
     for feed in app.feeds:
         scheduler.add_job(
-            guarded_poll,
+            scheduled_poll,
             "interval",
             args=(app, feed),
             id=f"feed:{feed.name}",
@@ -173,6 +233,9 @@ async def serve(app: App, stop: asyncio.Event) -> None:
     scheduler = app.scheduler
     schedule_feeds(scheduler, app, app.deps.clock(), random.Random())
     scheduler.add_job(_prune, "interval", args=(app,), hours=6, id="prune", next_run_time=app.deps.clock())
+    if app.settings.metrics_port:
+        scheduler.add_job(_refresh_metrics, "interval", args=(app,), seconds=METRICS_REFRESH_S, id="metrics",
+                          next_run_time=app.deps.clock())
     scheduler.start()
     await reschedule_reactions(app)
     for service in app.services:
@@ -190,6 +253,13 @@ async def serve(app: App, stop: asyncio.Event) -> None:
         with suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(deliveries, SHUTDOWN_GRACE_S)  # let in-flight deliveries finish
         log.info("newsbot stopped; %d deliveries pending for next start", await app.store.outbox_depth())
+
+
+async def _refresh_metrics(app: App) -> None:
+    try:
+        await app.metrics.refresh(app.store, [f.name for f in app.feeds], app.deps.clock())
+    except StoreError as exc:
+        log.warning("metrics: cannot read the store: %s", exc)
 
 
 async def _prune(app: App) -> None:
@@ -210,7 +280,7 @@ async def _cancel_polls() -> None:
 
 def _is_poll(task: asyncio.Task[object]) -> bool:
     coro = task.get_coro()
-    return getattr(coro, "__qualname__", "") in {"guarded_poll", "run_coroutine_job"}
+    return getattr(coro, "__qualname__", "") in {"guarded_poll", "scheduled_poll", "run_coroutine_job"}
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
