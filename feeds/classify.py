@@ -62,18 +62,12 @@ class Evidence:
     title_end: int
 
     @classmethod
-    def collect(cls, hits: list[Hit], title_end: int) -> Evidence:
-        grouped: dict[str, list[Hit]] = {}
+    def collect(cls, hits: dict[str, list[Hit]], title_end: int) -> Evidence:
         entities: list[Entity] = []
-        for hit in hits:
-            term = hit[2]
-            if term.category in grouped:
-                grouped[term.category].append(hit)
-            else:
-                grouped[term.category] = [hit]
+        for _, _, term in hits.get("entity", ()):
             if term.entity is not None and term.entity not in entities:
                 entities.append(term.entity)
-        return cls(grouped, entities, title_end)
+        return cls(hits, entities, title_end)
 
     def get(self, *categories: str) -> list[Hit]:
         if len(categories) == 1:

@@ -44,6 +44,22 @@ CATEGORIES: tuple[str, ...] = (
 )
 ENTITY_KINDS: tuple[str, ...] = ("company", "product")
 
+# Categories whose multi-word terms own the words inside them: "export controls" is one piece of evidence,
+# not also "export" and "controls"; "Export-Import Bank" is not an export.
+OWNERS = frozenset(
+    {
+        "control",
+        "chip_control",
+        "entity",
+        "neg_goods",
+        "neg_trade",
+        "neg_antitrust",
+        "neg_business",
+        "neg_licence",
+        "neg_stats",
+    }
+)
+
 
 def normalize(text: str) -> str:
     """Fold text so that case and full-width/half-width forms compare equal (NFKC + casefold)."""
@@ -57,9 +73,9 @@ def is_word_char(char: str) -> bool:
     return char.isalnum() and ord(char) < 0x2E80
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Entity:
-    """A company or product from the watchlist."""
+    """A company or product from the watchlist (compared by identity: each is loaded once)."""
 
     kind: str
     name: str
@@ -67,7 +83,7 @@ class Entity:
     company: str = ""  # for products: the company that makes it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Term:
     """One searchable term: what it belongs to, and whether it must stand as a whole word."""
 
@@ -77,6 +93,7 @@ class Term:
     open_right: bool
     entity: Entity | None = None
     latin: bool = True  # starts with a letter of a space-separated script (sets how near is "near")
+    owner: bool = False  # its category is in OWNERS
 
 
 # One match of a term in normalized text: (start, end, term). A plain tuple, as thousands are made per second.
@@ -107,7 +124,7 @@ def parse_term(raw: str, category: str, where: str, entity: Entity | None = None
         endings = ENDINGS_CYRILLIC if cyrillic else ENDINGS_LATIN
         variants = [v + ending + piece for v in variants for ending in endings]
     return [
-        Term(v.strip(), category, open_left, open_right, entity, is_word_char(v.strip()[0]))
+        Term(v.strip(), category, open_left, open_right, entity, is_word_char(v.strip()[0]), category in OWNERS)
         for v in dict.fromkeys(variants)
     ]
 
@@ -131,10 +148,10 @@ class Matcher:
             else None
         )
 
-    def find(self, text: str) -> list[Hit]:
-        """All hits in normalized `text`, left to right; a hit inside a longer hit is dropped."""
+    def find(self, text: str) -> dict[str, list[Hit]]:
+        """The hits in normalized `text` by category, left to right; a hit inside a longer hit is dropped."""
         if self._automaton is None:
-            return []
+            return {}
         hits: list[Hit] = []
         size, options, checks = len(text), self._options, self._checks
         for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
@@ -149,7 +166,7 @@ class Matcher:
             for need_left, need_right, term in options[index]:
                 if (left_ok or not need_left) and (right_ok or not need_right):
                     hits.append((start, end, term))
-        return _drop_nested(hits) if len(hits) > 1 else hits
+        return _drop_nested(hits)
 
 
 def _option(text: str, same: list[Term]) -> tuple[bool, bool, Term]:
@@ -159,43 +176,32 @@ def _option(text: str, same: list[Term]) -> tuple[bool, bool, Term]:
     return need_left, need_right, same[0]
 
 
-# Categories whose multi-word terms own the words inside them: "export controls" is one piece of evidence,
-# not also "export" and "controls"; "Export-Import Bank" is not an export.
-OWNERS = frozenset(
-    {
-        "control",
-        "chip_control",
-        "entity",
-        "neg_goods",
-        "neg_trade",
-        "neg_antitrust",
-        "neg_business",
-        "neg_licence",
-        "neg_stats",
-    }
-)
-
-
-def _drop_nested(hits: list[Hit]) -> list[Hit]:
-    """Drop hits lying inside a longer hit of the same category or of an owning category (see OWNERS)."""
+def _drop_nested(hits: list[Hit]) -> dict[str, list[Hit]]:
+    """Group hits by category, dropping those inside a longer hit of the same or an owning category."""
     hits.reverse()  # the automaton reports by end; reversed, a stable sort by start puts longer hits first
     hits.sort(key=itemgetter(0))
-    kept: list[Hit] = []
+    grouped: dict[str, list[Hit]] = {}
     owner_start, owner_end = -1, -1
     reach: dict[str, tuple[int, int]] = {}
     for hit in hits:
         start, end, term = hit
         if end <= owner_end and (start != owner_start or end != owner_end):
             continue
-        same = reach.get(term.category)
-        if same is not None and end <= same[1] and (start != same[0] or end != same[1]):
+        category = term.category
+        same = reach.get(category)
+        if same is None:
+            grouped[category] = [hit]
+            reach[category] = (start, end)
+        elif end > same[1]:
+            grouped[category].append(hit)
+            reach[category] = (start, end)
+        elif start == same[0] and end == same[1]:
+            grouped[category].append(hit)
+        else:
             continue
-        kept.append(hit)
-        if same is None or end > same[1]:
-            reach[term.category] = (start, end)
-        if end > owner_end and term.category in OWNERS:
+        if end > owner_end and term.owner:
             owner_start, owner_end = start, end
-    return kept
+    return grouped
 
 
 def _load_toml(path: pathlib.Path) -> dict:
