@@ -82,10 +82,10 @@ class Commands:
         chat, now = _chat_id(update), self._clock()
         kind = update.effective_chat.type if update.effective_chat else "private"
         added = await self._subs.add(Subscriber(chat, str(kind), now))
-        await _reply(update, ("Subscribed. " if added else "You are already subscribed. ") + HELP)
         latest = await self._store.recent_alerts(now - LATEST_WINDOW, limit=1)
         if latest:
             await self._store.add_targets(latest[0].id, [(self._sink, chat)], now)
+        await _reply(update, ("Subscribed. " if added else "You are already subscribed. ") + HELP)
 
     async def stop(self, update: Update, context: Context) -> None:
         """Unsubscribe this chat."""

@@ -256,11 +256,14 @@ def _handler(api: BotApi) -> type[BaseHTTPRequestHandler]:
             status, payload = (401, {"ok": False, "error_code": 401, "description": "Unauthorized"}) \
                 if token != TOKEN else dispatch(api, method, params)
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up (a cancelled long poll)
 
         do_GET = do_POST
 

@@ -1,0 +1,142 @@
+"""The bot's commands through real long polling against the stand-in Bot API, and the admin feed watch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.records import Message
+from bot.telegram_app import BotConfig, TelegramService
+from bot.telegram_commands import Commands
+from bot.telegram_watch import FeedWatch
+from feeds.health import FeedHealth, FeedState
+from tests.factories import make_alert
+from tests.servers.botapi import TOKEN, BotApi, Sent
+from tests.telegram_kit import Kit, make_kit
+
+ADMIN = 7
+
+
+@pytest.fixture
+def api() -> Iterator[BotApi]:
+    with BotApi() as server:
+        yield server
+
+
+@pytest.fixture
+async def kit(api: BotApi, tmp_path: Path) -> AsyncIterator[Kit]:
+    kit = make_kit(api, tmp_path)
+    yield kit
+    await kit.close()
+
+
+@pytest.fixture
+async def service(kit: Kit, api: BotApi) -> AsyncIterator[TelegramService]:
+    config = BotConfig(TOKEN, api.base_url, admin_ids=(ADMIN,), poll_timeout=1)
+    commands = Commands(kit.subs, kit.store, kit.clock, config.admin_ids)
+    service = TelegramService(config, commands, FeedWatch(kit.store, kit.sink, config.admin_ids, kit.clock))
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def reply_to(api: BotApi, chat: int, text: str, count: int = 1, user: int | None = None) -> list[Sent]:
+    """Send a command as a user and wait (with a deadline) for the bot's replies in that chat."""
+    before = len(api.to(chat))
+    api.push_command(chat, text, user_id=user)
+    async with asyncio.timeout(5):
+        while len(api.to(chat)) < before + count:
+            await asyncio.to_thread(api.wait_sent, len(api.sent) + 1, 0.2)
+    return api.to(chat)[before:]
+
+
+class TestSubscribe:
+    async def test_start_then_an_alert_arrives(self, kit: Kit, api: BotApi, service: TelegramService) -> None:
+        """/start subscribes, the latest alert follows at once, and the next alert arrives too."""
+        await kit.outbox.enqueue(Message("a_1", "alert", "a_1", make_alert("a_1")))
+        [welcome] = await reply_to(api, 42, "/start")
+        assert welcome.text.startswith("Subscribed.")
+        await kit.outbox.drain()
+        await kit.outbox.enqueue(Message("a_2", "alert", "a_2", make_alert("a_2")))
+        await kit.outbox.drain()
+        alerts = [s for s in api.to(42) if s.text.startswith("🚨")]
+        assert len(alerts) == 2
+
+    async def test_stop_unsubscribes(self, kit: Kit, api: BotApi, service: TelegramService) -> None:
+        """After /stop no further alert reaches the chat."""
+        await reply_to(api, 42, "/start")
+        await reply_to(api, 42, "/stop")
+        await kit.outbox.enqueue(Message("a_1", "alert", "a_1", make_alert("a_1")))
+        await kit.outbox.drain()
+        assert not [s for s in api.to(42) if s.text.startswith("🚨")]
+
+    async def test_commands_are_registered(self, api: BotApi, service: TelegramService) -> None:
+        """setMyCommands lists the public commands."""
+        assert {c["command"] for c in api.commands} >= {"start", "stop", "filter", "latest", "status", "mute"}
+
+
+class TestFilterCommand:
+    async def test_filter_in_plain_words_is_saved(self, kit: Kit, api: BotApi, service: TelegramService) -> None:
+        """/filter tickers AMD changes the stored filter and replies with all filters in plain words."""
+        await reply_to(api, 42, "/start")
+        [answer] = await reply_to(api, 42, "/filter tickers amd")
+        assert "tickers: AMD" in answer.text
+        sub = await kit.subs.get("42")
+        assert sub is not None and sub.filters.tickers == ("AMD",)
+
+    async def test_bad_filter_is_explained(self, api: BotApi, service: TelegramService) -> None:
+        """A value that cannot be understood gets an explanation, not a silent change."""
+        await reply_to(api, 42, "/start")
+        [answer] = await reply_to(api, 42, "/filter score lots")
+        assert "between 0 and 1" in answer.text
+
+    async def test_inline_button_changes_direction(self, kit: Kit, api: BotApi, service: TelegramService) -> None:
+        """Pressing "Tightening only" saves the filter, answers the button and edits the filter message."""
+        await reply_to(api, 42, "/start")
+        api.push_callback(42, "f:direction:tightening")
+        async with asyncio.timeout(5):
+            while api.calls["editMessageText"] < 1:
+                await asyncio.to_thread(api.wait_sent, len(api.sent) + 1, 0.05)
+        sub = await kit.subs.get("42")
+        assert sub is not None and sub.filters.directions == ("tightening",)
+        assert api.calls["answerCallbackQuery"] == 1
+
+    async def test_latest_shows_recent_alerts(self, kit: Kit, api: BotApi, service: TelegramService) -> None:
+        """/latest replies with the last alert, escaped HTML that reads as published."""
+        await kit.outbox.enqueue(Message("a_1", "alert", "a_1", make_alert("a_1")))
+        [latest] = await reply_to(api, 42, "/latest")
+        assert "US tightens chip export controls" in latest.text
+
+    async def test_mute_holds_alerts(self, kit: Kit, api: BotApi, service: TelegramService) -> None:
+        """/mute 2h: an alert in those two hours is not sent to the chat."""
+        await reply_to(api, 42, "/start")
+        await reply_to(api, 42, "/mute 2h")
+        await kit.outbox.enqueue(Message("a_1", "alert", "a_1", make_alert("a_1")))
+        await kit.outbox.drain()
+        assert not [s for s in api.to(42) if s.text.startswith("🚨")]
+
+
+class TestAdmin:
+    async def test_stats_is_for_admins_only(self, api: BotApi, service: TelegramService) -> None:
+        """A non-admin is refused /stats; an admin sees the subscriber count."""
+        [refused] = await reply_to(api, 42, "/stats")
+        assert "admins" in refused.text
+        [stats] = await reply_to(api, ADMIN, "/stats")
+        assert "Subscribers:" in stats.text
+
+    async def test_feed_failures_go_to_admins_only(self, kit: Kit, api: BotApi) -> None:
+        """A failing feed is reported once to the admins and never to subscribers; recovery is reported too."""
+        await kit.subscribe("42")
+        watch = FeedWatch(kit.store, kit.sink, (ADMIN,), kit.clock)
+        failing = FeedState(health=FeedHealth(failures=3, last_error="HTTP 503 <html>"))
+        await kit.store.save_feed_state("reuters", failing)
+        assert len(await watch.check()) == 1
+        assert await watch.check() == []
+        await kit.store.save_feed_state("reuters", replace(failing, health=FeedHealth()))
+        assert len(await watch.check()) == 1
+        assert [s.text.split("\n")[0] for s in api.to(ADMIN)] == ["Feed failing: reuters", "Feed recovered: reuters"]
+        assert api.to(42) == []
