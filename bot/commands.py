@@ -23,7 +23,7 @@ from feeds.records import FeedSpec
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """The service, or with --once a single poll of every feed and a drained outbox."""
-    feeds = load_feeds(settings.feeds_file, settings.poll_interval)
+    feeds = load_feeds(settings.feeds_file, settings.poll_interval, settings.min_interval)
     async with AsyncExitStack() as stack:
         app = await build_app(settings, feeds, stack)
         if args.once:

@@ -30,6 +30,7 @@ class Settings:
     alert_threshold: float
     poll_interval: float
     poll_jitter: float
+    min_interval: float
     fetch_timeout: float
     fetch_max_bytes: int
     fetch_max_redirects: int
@@ -146,6 +147,7 @@ KEYS: tuple[_Key, ...] = (
     _Key("alert_threshold", "NEWSBOT_ALERT_THRESHOLD", _threshold),
     _Key("poll_interval", "NEWSBOT_POLL_INTERVAL", _number(float)),
     _Key("poll_jitter", "NEWSBOT_POLL_JITTER", _number(float)),
+    _Key("min_interval", "NEWSBOT_MIN_INTERVAL", _number(float)),
     _Key("fetch_timeout", "NEWSBOT_FETCH_TIMEOUT", _number(float)),
     _Key("fetch_max_bytes", "NEWSBOT_FETCH_MAX_BYTES", _number(int)),
     _Key("fetch_max_redirects", "NEWSBOT_FETCH_MAX_REDIRECTS", _number(int)),
@@ -235,7 +237,7 @@ def _build(config_dir: Path, values: dict[str, Any]) -> Settings:
     return Settings(**kwargs)
 
 
-def load_feeds(path: Path, default_interval: float) -> tuple[FeedSpec, ...]:
+def load_feeds(path: Path, default_interval: float, min_interval: float = 10.0) -> tuple[FeedSpec, ...]:
     """The `[[feed]]` tables of a feed list; one `ConfigError` names every bad entry."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -248,7 +250,7 @@ def load_feeds(path: Path, default_interval: float) -> tuple[FeedSpec, ...]:
     names: set[str] = set()
     for index, entry in enumerate(data.get("feed", []), start=1):
         where = f"{path}: feed #{index}"
-        feed = _feed(entry, default_interval, where, problems)
+        feed = _feed(entry, default_interval, where, problems, min_interval)
         if feed is None:
             continue
         if feed.name in names:
@@ -260,7 +262,9 @@ def load_feeds(path: Path, default_interval: float) -> tuple[FeedSpec, ...]:
     return tuple(feeds)
 
 
-def _feed(entry: dict[str, Any], default_interval: float, where: str, problems: list[str]) -> FeedSpec | None:
+def _feed(
+    entry: dict[str, Any], default_interval: float, where: str, problems: list[str], min_interval: float = 10.0
+) -> FeedSpec | None:
     unknown = set(entry) - {"name", "url", "interval", "lang", "tags"}
     problems += [f"{where}: {key}: unknown key" for key in sorted(unknown)]
     name, url = entry.get("name"), entry.get("url")
@@ -270,8 +274,8 @@ def _feed(entry: dict[str, Any], default_interval: float, where: str, problems: 
         bad.append("name: missing")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         bad.append(f"url: must be an http(s) URL, got {url!r}")
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 10:
-        bad.append(f"interval: must be at least 10 seconds, got {interval!r}")
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < min_interval:
+        bad.append(f"interval: must be at least {min_interval:g} seconds, got {interval!r}")
     problems += [f"{where}: {b}" for b in bad]
     if bad:
         return None
