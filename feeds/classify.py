@@ -20,7 +20,7 @@ from feeds.lexicon import Entity, Hit, Matcher, load_terms, normalize
 from feeds.records import Direction, Verdict
 
 CONTROL_WORDS = frozenset({"restrict", "tighten", "ease"})
-NEGATIVES = ("neg_goods", "neg_trade", "neg_antitrust", "neg_business", "neg_licence", "neg_stats")
+NEGATIVES = ("neg_goods", "neg_trade", "neg_antitrust", "neg_business", "neg_licence", "neg_stats", "neg_trend")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class Weights:
             "neg_business": 1.0,
             "neg_licence": 2.5,
             "neg_stats": 1.5,
+            "neg_trend": 1.5,
         }
     )
     near_latin: int = 60  # characters between two related words, in space-separated scripts
@@ -196,6 +197,8 @@ def _negatives(ev: Evidence, w: Weights, control_hits: list[Hit]) -> tuple[float
         found = ev.get(category)
         if not found or (category == "neg_licence" and ev.get("export")):
             continue
+        if category == "neg_trend" and not _trend_after_export(found, ev.get("export", "sale"), w):
+            continue
         weight = w.negatives[category]
         if category == "neg_goods" and (named or not _any_near(found, control_hits, w, w.link_factor)):
             weight *= 0.4  # other goods count fully only when the control is about them
@@ -206,6 +209,11 @@ def _negatives(ev: Evidence, w: Weights, control_hits: list[Hit]) -> tuple[float
     return penalty, f"against: {_quote(first)}"
 
 
+def _trend_after_export(trends: list[Hit], exports: list[Hit], w: Weights) -> bool:
+    """A rise or fall word right after "exports" ("chip exports to China rose 20%"): a trade statistic."""
+    return any(0 <= t[0] - e[1] <= w.near_latin // 2 for t in trends for e in exports)
+
+
 def _direction(ev: Evidence) -> tuple[Direction, str]:
     """Tightening, easing or neutral from cue words; title cues count double, a near tie is neutral."""
     tally: dict[str, float] = {"tightening": 0.0, "easing": 0.0, "neutral": 0.0}
@@ -214,6 +222,7 @@ def _direction(ev: Evidence) -> tuple[Direction, str]:
         ("tighten", "tightening", 1.0),
         ("tighten_weak", "tightening", 0.4),
         ("ease", "easing", 1.0),
+        ("ease_weak", "easing", 0.4),
         ("neutral", "neutral", 1.0),
     ):
         for hit in ev.get(category):
