@@ -65,6 +65,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._on_result = on_result or (lambda sink, outcome, seconds: None)
         self._claims = claims
+        self._held: dict[tuple[str, str], datetime] = {}  # ordered (sink, target) → retry time of its oldest
 
     @property
     def sinks(self) -> Mapping[str, Sink]:
@@ -105,22 +106,23 @@ class Outbox:
         await asyncio.gather(*(one(d) for d in batch))
 
     async def _drain_in_order(self, sink: Sink, batch: list[Delivery], report: DrainReport) -> None:
-        """One at a time per target; after a failure the target's later messages wait behind it."""
-        held: dict[str, datetime] = {}
+        """One at a time per target; after a failure the target's later messages wait behind it, across drains."""
         busy: set[str] = set()  # targets another instance is delivering to right now
         for delivery in batch:
             if delivery.target in busy:
                 continue
-            if delivery.target in held:
-                await self._store.mark_retry(delivery, held[delivery.target], "waiting for an earlier message",
-                                             count_attempt=False)
+            hold = self._held.get((sink.name, delivery.target))
+            if hold is not None and hold > self._clock():
+                await self._store.mark_retry(delivery, hold, "waiting for an earlier message", count_attempt=False)
                 continue
             if not await self._claim(delivery):
                 busy.add(delivery.target)
                 continue
             retry_at = await self._deliver(sink, delivery, report)
             if retry_at is not None:
-                held[delivery.target] = retry_at
+                self._held[(sink.name, delivery.target)] = retry_at
+            else:
+                self._held.pop((sink.name, delivery.target), None)
 
     async def _deliver(self, sink: Sink, delivery: Delivery, report: DrainReport) -> datetime | None:
         """Deliver one; returns when it is to be retried, or None when it is done or parked."""
@@ -181,7 +183,11 @@ class Outbox:
             await self._sleep(stop)
 
     async def _sleep(self, stop: asyncio.Event) -> None:
-        next_at = await self._store.next_due_at(list(self._sinks))
+        try:
+            next_at = await self._store.next_due_at(list(self._sinks))
+        except StoreError as exc:  # the store is down (Redis restarting): the loop must outlive it
+            log.warning("outbox: %s; looking again in 5s", exc)
+            next_at = None
         timeout = 5.0 if next_at is None else max(0.0, (next_at - self._clock()).total_seconds())
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
