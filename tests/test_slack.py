@@ -167,6 +167,18 @@ async def test_permanent_answers_are_parked(tmp_path: Path, receiver: SlackRecei
     _assert_no_secret(tmp_path / "s.db", caplog.text, "secret-token")
 
 
+async def test_time_out_is_retried(tmp_path: Path, receiver: SlackReceiver) -> None:
+    """Slack not answering within the client's time-out is a retryable failure."""
+    url = receiver.script("/hook", Answer(delay=1.0))
+    store = SqliteStore(tmp_path / "s.db")
+    async with httpx.AsyncClient(timeout=0.2) as impatient:
+        outbox = Outbox(store, {"slack": SlackSink([url], impatient, pace=0.0)}, Clock(T0))
+        await outbox.enqueue(make_message("a_1"))
+        assert (await outbox.drain()).retried == 1
+    (pending,) = await store.deliveries("pending")
+    assert "timed out" in (pending.last_error or "")
+
+
 async def test_unreachable_webhook_is_retried_without_leaking_the_url(
     tmp_path: Path, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -19,6 +19,7 @@ class Answer:
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     record: bool = False  # count the payload as delivered even though the answer is an error
+    delay: float = 0.0  # seconds the receiver takes before answering (a slow Slack)
 
 
 OK = Answer()
@@ -40,7 +41,8 @@ class SlackReceiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.owner = self  # type: ignore[attr-defined]
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     def __enter__(self) -> SlackReceiver:
         self._thread.start()
@@ -84,6 +86,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             payload = None
         answer = owner.answer(self.path, payload) if isinstance(payload, dict) else Answer(400, "invalid_payload")
+        if answer.delay:
+            time.sleep(answer.delay)  # the receiver being slow on purpose, in its own thread
         body = answer.body.encode()
         self.send_response(answer.status)
         self.send_header("Content-Type", "text/plain")
