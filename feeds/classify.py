@@ -20,7 +20,16 @@ from feeds.lexicon import Entity, Hit, Matcher, load_terms, normalize
 from feeds.records import Direction, Verdict
 
 CONTROL_WORDS = frozenset({"restrict", "tighten", "ease"})
-NEGATIVES = ("neg_goods", "neg_trade", "neg_antitrust", "neg_business", "neg_licence", "neg_stats", "neg_trend")
+NEGATIVES = (
+    "neg_goods",
+    "neg_trade",
+    "neg_antitrust",
+    "neg_business",
+    "neg_licence",
+    "neg_stats",
+    "neg_trend",
+    "neg_context",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,7 @@ class Weights:
             "neg_licence": 2.5,
             "neg_stats": 1.5,
             "neg_trend": 1.5,
+            "neg_context": 1.0,
         }
     )
     near_latin: int = 60  # characters between two related words, in space-separated scripts

@@ -43,6 +43,7 @@ CATEGORIES: tuple[str, ...] = (
     "neg_licence",  # patent and architecture licensing
     "neg_stats",  # trade statistics: record exports, export data ...
     "neg_trend",  # rose, fell, jumped ...: counts against only just after an export word ("exports rose")
+    "neg_context",  # despite, trotz, 尽管 ...: the rules are the backdrop of another story
 )
 ENTITY_KINDS: tuple[str, ...] = ("company", "product")
 
