@@ -8,7 +8,7 @@ import html
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,10 +32,14 @@ TRACKING_PARAMS = frozenset(
 _DROP_BLOCKS = re.compile(r"<(script|style|noscript|iframe)\b.*?</\1\s*>", re.I | re.S)
 _TAGS = re.compile(r"<[^>]{0,2000}>")
 _SPACE = re.compile(r"\s+")
-# C0/C1 controls, lone surrogates, and bidi overrides that could make a headline read backwards.
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = re.compile(  # controls, lone surrogates, bidi overrides, zero-width space/marks, BOM (ZWJ/ZWNJ stay)
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+)
 _PROLOG_END = re.compile(rb"<[A-Za-z_]")
 _DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+# What feedparser's loose parser has been seen to raise on hostile input (chr() of &#x110000; is a ValueError).
+PARSER_CRASHES = (ValueError, LookupError, TypeError, AttributeError, RecursionError, AssertionError)
 
 
 def canonical_url(url: str) -> str:
@@ -63,7 +67,22 @@ def plain_text(markup: str, limit: int) -> str:
 
 
 def defuse(body: bytes) -> bytes:
-    """The body without the DOCTYPE's internal subset, so no entity (billion laughs, external) is ever declared."""
+    """The body made safe for feedparser: no DOCTYPE internal subset (so no entity, billion laughs or external,
+    is ever declared) and no character reference outside Unicode (its loose parser crashes on those)."""
+    return _CHARREF.sub(_charref, _strip_subset(body))
+
+
+def _charref(match: re.Match[bytes]) -> bytes:
+    hex_digits, digits = match.groups()
+    text = hex_digits or digits
+    if len(text) > 8:
+        return b"&#xFFFD;"
+    value = int(text, 16 if hex_digits else 10)
+    valid = 0 < value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF
+    return match.group(0) if valid else b"&#xFFFD;"
+
+
+def _strip_subset(body: bytes) -> bytes:
     end = _PROLOG_END.search(body)
     head = body[: end.start()] if end else body
     found = _DOCTYPE.search(head)
@@ -80,15 +99,22 @@ def defuse(body: bytes) -> bytes:
     return body[: found.start()] + head[found.start() : bracket].rstrip() + b">" + body[close + 1 :]
 
 
+def _feedparse(body: bytes, content_type: str | None) -> Any:
+    headers = {"content-type": content_type} if content_type else {}
+    try:
+        return feedparser.parse(defuse(body), response_headers=headers, sanitize_html=False,
+                                resolve_relative_uris=False)
+    except PARSER_CRASHES as exc:  # a parser bug on one hostile body costs that feed this poll, nothing more
+        raise FeedUnreadable(f"the feed parser failed on this body ({type(exc).__name__}: {_short(exc)})") from exc
+
+
 def parse_feed(body: bytes, feed: FeedSpec, fetched_at: datetime, content_type: str | None = None) -> list[Item]:
     """Items of one feed body. Raises `FeedUnreadable` only when nothing usable parsed.
 
     Anything odd that was repaired (XML errors, duplicate ids, future dates, entries cut) is logged in one
     warning naming the feed.
     """
-    headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(defuse(body), response_headers=headers, sanitize_html=False,
-                              resolve_relative_uris=False)
+    parsed = _feedparse(body, content_type)
     entries = parsed.get("entries") or []
     if not entries and parsed.get("bozo"):
         reason = parsed.get("bozo_exception")
@@ -98,30 +124,33 @@ def parse_feed(body: bytes, feed: FeedSpec, fetched_at: datetime, content_type: 
     notes: list[str] = []
     if parsed.get("bozo"):
         notes.append(f"repaired ({_short(parsed.get('bozo_exception'))})")
-    if len(entries) > MAX_ITEMS:
-        notes.append(f"{len(entries):,} entries, only the first {MAX_ITEMS:,} read")
-    items = list(_items(entries[:MAX_ITEMS], feed, fetched_at, notes))
+    items = _items(entries, feed, fetched_at, notes)
     if notes:
         benign = all("without a date" in note for note in notes)  # common in real feeds: not worth a warning
         log.log(logging.INFO if benign else logging.WARNING, "feed %s: %s", feed.name, "; ".join(notes))
     return items
 
 
-def _items(entries: Iterable[Any], feed: FeedSpec, fetched_at: datetime, notes: list[str]) -> Iterable[Item]:
+def _items(entries: Sequence[Any], feed: FeedSpec, fetched_at: datetime, notes: list[str]) -> list[Item]:
+    """The first MAX_ITEMS usable, distinct entries as items; what was skipped or repaired goes to `notes`."""
+    items: list[Item] = []
     seen: set[str] = set()
     odd: Counter[str] = Counter()
     for entry in entries:
+        if len(items) == MAX_ITEMS:
+            notes.append(f"{len(entries):,} entries, only the first {MAX_ITEMS:,} read")
+            break
         item = _item(entry, feed, fetched_at)
         if item is None:
             odd["without title or text, skipped"] += 1
-            continue
-        if item.key in seen:
+        elif item.key in seen:
             odd["with a repeated id, skipped"] += 1
-            continue
-        seen.add(item.key)
-        odd.update(_oddities(entry, item))
-        yield item
+        else:
+            seen.add(item.key)
+            odd.update(_oddities(entry, item))
+            items.append(item)
     notes += [f"{n} {'entry' if n == 1 else 'entries'} {what}" for what, n in odd.items()]
+    return items
 
 
 def _oddities(entry: Any, item: Item) -> list[str]:
