@@ -143,6 +143,8 @@ class Classifier:
         subject, subject_hits, subject_reason = _subject(ev, w)
         control, control_hits, control_reason = _control(ev, w)
         reasons = [r for r in (subject_reason, control_reason) if r]
+        if subject_reason.startswith("rule:") and control_reason.endswith(subject_reason[5:]):
+            reasons = [control_reason]  # the rule's name is both the subject and the control
         if not subject or not control:
             return min(w.bias + subject + control, -1.0), reasons
         total = w.bias + subject + control

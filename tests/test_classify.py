@@ -161,6 +161,30 @@ POSITIVES = [
         "tightening",
     ),
     (
+        "en-huawei-orders",
+        "TSMC halts new Huawei orders after US rule change",
+        "The foundry stopped taking orders after Washington moved to cut the company off from chip suppliers.",
+        "tightening",
+    ),
+    (
+        "en-can-sell",
+        "Trump says Nvidia can sell H200 chips to China, with US taking a cut",
+        "The decision marks a shift in policy.",
+        "easing",
+    ),
+    (
+        "ja-huawei",
+        "米、ファーウェイへの半導体供給を事実上禁止",
+        "米国製の装置を使った半導体のファーウェイ向け出荷に許可を義務付ける。",
+        "tightening",
+    ),
+    (
+        "ko-permit-required",
+        "중국, 갈륨·게르마늄 수출 통제 시행",
+        "반도체 소재로 쓰이는 두 금속을 수출하려면 허가를 받아야 한다.",
+        "tightening",
+    ),
+    (
         "ru-control",
         "США ужесточили экспортный контроль на поставки чипов в Китай",
         "Новые правила затронут ускорители Nvidia.",
@@ -234,6 +258,22 @@ NEGATIVES = [
     ),
     ("es-stats", "Las exportaciones de chips de Taiwán marcan un récord", "Las ventas al exterior crecieron un 40%."),
     ("nl-asml", "ASML opent nieuwe vestiging in Eindhoven", "De chipmachinefabrikant wil uitbreiden."),
+    (
+        "en-stats-despite",
+        "South Korea's chip exports to China rose in September despite US restrictions",
+        "Shipments of memory chips jumped 30%.",
+    ),
+    (
+        "en-summons",
+        "China summons Nvidia over H20 security risks",
+        "The regulator asked about backdoor risks in chips designed to comply with US export controls.",
+    ),
+    (
+        "de-earnings-despite",
+        "Nvidia: Quartalsumsatz steigt trotz Exportbeschränkungen",
+        "Der Konzern übertraf die Erwartungen.",
+    ),
+    ("zh-summons", "国家网信办约谈英伟达", "要求说明H20芯片漏洞后门安全风险问题。"),
     ("ru-fuel", "Правительство продлило запрет на экспорт бензина", "Ограничения касаются всех производителей."),
 ]
 
