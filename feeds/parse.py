@@ -39,7 +39,7 @@ _PROLOG_END = re.compile(rb"<[A-Za-z_]")
 _DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
 _CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 # What feedparser's loose parser has been seen to raise on hostile input (chr() of &#x110000; is a ValueError).
-PARSER_CRASHES = (ValueError, LookupError, TypeError, AttributeError, RecursionError, AssertionError)
+PARSER_CRASHES = (ValueError, ArithmeticError, LookupError, TypeError, AttributeError, RecursionError, AssertionError)
 
 
 def canonical_url(url: str) -> str:

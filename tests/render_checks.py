@@ -93,11 +93,14 @@ def check_console(text: str) -> None:
     assert all(ch in "\n" or ch >= " " for ch in text), "control character on the console"
 
 
-def render_everywhere(item: Item, verdict: Verdict) -> Alert:
-    """Builds an alert of `item` and checks it through every output; returns the alert."""
+def render_everywhere(item: Item, verdict: Verdict, console: bool = True) -> Alert:
+    """Builds an alert of `item` and checks it through every output; returns the alert. The console prints
+    text as parse left it (plain, no controls), so `console=False` for raw text that never came through parse."""
     alert = make_alert("a_corpus", item=item, verdict=verdict)
     message = Message(alert.id, "alert", alert.id, alert)
-    check_console(render_text(alert))
+    text = render_text(alert)
+    if console:
+        check_console(text)
     check_telegram(render_alert(alert), 4096)
     check_telegram(render_caption(alert), 1024)
     check_slack(payload(message))
