@@ -139,28 +139,37 @@ class Matcher:
         grouped: dict[str, dict[tuple[str, Entity | None], list[Term]]] = {}
         for term in terms:
             grouped.setdefault(term.text, {}).setdefault((term.category, term.entity), []).append(term)
-        self._options = [tuple(_option(text, same) for same in meanings.values()) for text, meanings in grouped.items()]
+        texts = list(grouped)
+        self._options = [tuple(_option(text, same) for same in grouped[text].values()) for text in texts]
         self._checks = [any(left or right for left, right, _ in option) for option in self._options]
         self._automaton = (
             ahocorasick_rs.AhoCorasick(
-                list(grouped),
-                matchkind=ahocorasick_rs.MatchKind.Standard,
-                implementation=ahocorasick_rs.Implementation.DFA,
+                texts, matchkind=ahocorasick_rs.MatchKind.Standard, implementation=ahocorasick_rs.Implementation.DFA
             )
-            if grouped
+            if texts
             else None
         )
+        # Texts that neither lie inside another text nor hold one can never be nested: they skip that step.
+        self._alone = [True] * len(texts)
+        for index, text in enumerate(texts):
+            for inner, _, _ in (
+                self._automaton.find_matches_as_indexes(text, overlapping=True) if self._automaton else ()
+            ):
+                if inner != index:
+                    self._alone[index] = self._alone[inner] = False
 
     def find(self, text: str) -> dict[str, list[Hit]]:
         """The hits in normalized `text` by category, left to right; a hit inside a longer hit is dropped."""
         if self._automaton is None:
             return {}
         hits: list[Hit] = []
-        size, options, checks = len(text), self._options, self._checks
+        alone: list[Hit] = []
+        size, options, checks, alones = len(text), self._options, self._checks, self._alone
         for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+            found = alone if alones[index] else hits
             if not checks[index]:  # Chinese, Japanese, Korean or open-ended: no boundary to check
                 for _, _, term in options[index]:
-                    hits.append((start, end, term))
+                    found.append((start, end, term))
                 continue
             before = text[start - 1] if start else " "
             after = text[end] if end < size else " "
@@ -168,8 +177,19 @@ class Matcher:
             right_ok = not (after.isalnum() and after < "\u2e80")
             for need_left, need_right, term in options[index]:
                 if (left_ok or not need_left) and (right_ok or not need_right):
-                    hits.append((start, end, term))
-        return _drop_nested(hits)
+                    found.append((start, end, term))
+        grouped = _drop_nested(hits) if hits else {}
+        if alone:
+            for hit in alone:
+                category = hit[2].category
+                if category in grouped:
+                    grouped[category].append(hit)
+                else:
+                    grouped[category] = [hit]
+            for same in grouped.values():
+                if len(same) > 1:
+                    same.sort(key=itemgetter(0))
+        return grouped
 
 
 def _option(text: str, same: list[Term]) -> tuple[bool, bool, Term]:
