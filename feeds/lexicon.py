@@ -179,17 +179,21 @@ class Matcher:
                 if (left_ok or not need_left) and (right_ok or not need_right):
                     found.append((start, end, term))
         grouped = _drop_nested(hits) if hits else {}
-        if alone:
-            for hit in alone:
-                category = hit[2].category
-                if category in grouped:
-                    grouped[category].append(hit)
-                else:
-                    grouped[category] = [hit]
-            for same in grouped.values():
-                if len(same) > 1:
-                    same.sort(key=itemgetter(0))
-        return grouped
+        return _merge(grouped, alone) if alone else grouped
+
+
+def _merge(grouped: dict[str, list[Hit]], alone: list[Hit]) -> dict[str, list[Hit]]:
+    """Add the hits that skipped the nesting pass, keeping each category in text order."""
+    for hit in alone:
+        category = hit[2].category
+        if category in grouped:
+            grouped[category].append(hit)
+        else:
+            grouped[category] = [hit]
+    for same in grouped.values():
+        if len(same) > 1:
+            same.sort(key=itemgetter(0))
+    return grouped
 
 
 def _option(text: str, same: list[Term]) -> tuple[bool, bool, Term]:
