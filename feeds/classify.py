@@ -98,17 +98,26 @@ def _any_near(left: list[Hit], right: list[Hit], weights: Weights, factor: float
 class Classifier:
     """Scores one item's title and summary; `flag` is score >= threshold."""
 
-    def __init__(self, matcher: Matcher, threshold: float = 0.5, weights: Weights | None = None) -> None:
+    def __init__(
+        self,
+        matcher: Matcher,
+        threshold: float = 0.5,
+        weights: Weights | None = None,
+        tickers: dict[str, str] | None = None,
+    ) -> None:
         self._matcher = matcher
         self.threshold = threshold
         self.weights = weights or Weights()
+        self._tickers = tickers or {}  # company name -> ticker, for products named without their maker
 
     @classmethod
     def from_dir(cls, config_dir: pathlib.Path, threshold: float = 0.5) -> Classifier:
         """Build from config_dir/watchlist.toml and config_dir/lexicon/*.toml (ValueError on bad data)."""
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must lie in 0..1, got {threshold}")
-        return cls(Matcher(load_terms(pathlib.Path(config_dir))), threshold)
+        terms = load_terms(pathlib.Path(config_dir))
+        tickers = {t.entity.name: t.entity.ticker for t in terms if t.entity is not None and t.entity.ticker}
+        return cls(Matcher(terms), threshold, tickers=tickers)
 
     def evidence(self, title: str, summary: str = "") -> Evidence:
         """Match the vocabulary against the normalized title and summary."""
@@ -120,20 +129,20 @@ class Classifier:
         """The verdict on one item; `lang` is informational, every language's vocabulary is always used."""
         evidence = self.evidence(title, summary)
         total, reasons = self._score(evidence)
-        score = 1.0 / (1.0 + math.exp(-total))
+        score = round(1.0 / (1.0 + math.exp(-total)), 4)
+        flag = score >= self.threshold
         direction, cue = _direction(evidence)
         if cue:
             reasons.append(cue)
         companies = tuple(e.name for e in evidence.entities if e.kind == "company")
         products = tuple(e.name for e in evidence.entities if e.kind == "product")
-        makers = companies + tuple(e.company for e in evidence.entities if e.kind == "product" and e.company)
-        tickers = tuple(dict.fromkeys(e.ticker for e in evidence.entities if e.ticker and e.name in makers))
+        makers = (*companies, *(e.company for e in evidence.entities if e.kind == "product"))
         return Verdict(
-            flag=score >= self.threshold,
-            score=round(score, 4),
-            direction=direction,
+            flag=flag,
+            score=score,
+            direction=direction if flag else "neutral",
             companies=companies,
-            tickers=tickers,
+            tickers=tuple(dict.fromkeys(self._tickers[m] for m in makers if m in self._tickers)),
             products=products,
             reasons=tuple(reasons),
         )

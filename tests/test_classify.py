@@ -347,6 +347,12 @@ class TestVerdict:
         assert verdict.products == ("H20", "MI308")
         assert verdict.tickers == ("NVDA", "AMD")
 
+    def test_a_product_alone_brings_its_makers_ticker(self, classifier: Classifier) -> None:
+        """A story naming only the H20 still quotes Nvidia's ticker."""
+        verdict = classifier.classify("US requires licence for H20 exports to China")
+        assert verdict.flag
+        assert (verdict.companies, verdict.products, verdict.tickers) == ((), ("H20",), ("NVDA",))
+
     def test_reasons_are_short_enough_for_a_phone(self, classifier: Classifier) -> None:
         """Each reason is one short line naming the evidence."""
         verdict = classifier.classify(*POSITIVES[0][1:3])
