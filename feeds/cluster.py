@@ -21,83 +21,21 @@ from feeds.records import Item, Verdict
 
 WORD = re.compile(r"\w+")
 CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
-STOPWORDS = frozenset(
-    [
-        "the",
-        "and",
-        "for",
-        "with",
-        "from",
-        "that",
-        "this",
-        "are",
-        "was",
-        "were",
-        "has",
-        "have",
-        "had",
-        "its",
-        "will",
-        "would",
-        "into",
-        "over",
-        "after",
-        "amid",
-        "says",
-        "said",
-        "der",
-        "die",
-        "das",
-        "und",
-        "mit",
-        "von",
-        "den",
-        "dem",
-        "des",
-        "ein",
-        "eine",
-        "auf",
-        "für",
-        "ist",
-        "sich",
-        "les",
-        "des",
-        "une",
-        "pour",
-        "par",
-        "sur",
-        "dans",
-        "avec",
-        "est",
-        "los",
-        "las",
-        "del",
-        "por",
-        "con",
-        "una",
-        "para",
-        "que",
-        "het",
-        "een",
-        "van",
-        "voor",
-        "met",
-        "dat",
-        "zijn",
-        "della",
-        "delle",
-        "degli",
-        "per",
-        "con",
-        "che",
-        "non",
-        "sua",
-        "seu",
-        "uma",
-        "com",
-        "não",
-    ]
+_COMMON = (
+    "the and for with from that this are was were has have had its will would into over after amid says said "
+    "der die das und mit von den dem des ein eine auf für ist sich les des une pour par sur dans avec est "
+    "los las del por con una para que het een van voor met dat zijn della delle degli per con che non "
+    "sua seu uma com não"
 )
+# The domain's own vocabulary is shared by every story, so it says nothing about which story an item tells.
+_DOMAIN = (
+    "export exports exporting licence licences license licenses licensing control controls rule rules new "
+    "chip chips semiconductor semiconductors china chinese u.s government commerce department require "
+    "requires restrict restricts restriction restrictions curbs ban bans sales"
+)
+_DOMAIN_CJK = "出口 管制 芯片 晶片 中国 中國 美国 美國 半导 导体 導體 輸出 規制 半導 導体 수출 통제 반도 도체 미국 중국"
+STOPWORDS = frozenset(f"{_COMMON} {_DOMAIN}".split())
+CJK_STOPWORDS = frozenset(_DOMAIN_CJK.split())
 COPY_SIMILARITY = 0.6  # shared-word overlap from which two items are the same text, lightly edited
 RELATED_SIMILARITY = 0.3  # from which they are the same story told differently
 SAME_ENTITIES_SIMILARITY = 0.7  # same company or product, same direction, another wording or language
@@ -130,6 +68,7 @@ def shingles(title: str, summary: str) -> frozenset[str]:
         if runs:
             for run in runs:
                 words.update(run[i : i + 2] for i in range(max(len(run) - 1, 1)))
+            words.difference_update(CJK_STOPWORDS)
             token = CJK.sub(" ", token)
             words.update(part for part in token.split() if len(part) >= 3 and part not in STOPWORDS)
         elif (len(token) >= 3 or token.isdigit()) and token not in STOPWORDS:
@@ -157,6 +96,9 @@ def similarity(entry: _Entry, other: _Entry) -> float:
     text = _overlap(entry.words, other.words)
     if text >= COPY_SIMILARITY:
         return text
+    named, other_named = entry.companies | entry.products, other.companies | other.products
+    if named and other_named and not named & other_named:
+        return 0.0  # different companies and products: different stories unless the text is a copy
     entities = _entity_similarity(entry, other)
     if text >= RELATED_SIMILARITY and entry.direction == other.direction:
         return max(text, entities)

@@ -82,6 +82,19 @@ class TestStoryIndex:
         item, verdict = make(*OTHER_STORY)
         assert index.match(item, verdict, T0 + timedelta(hours=1)) is None
 
+    def test_other_companies_export_stories_are_not_matched(self) -> None:
+        """Stories sharing only the domain's vocabulary (export, licence, China) are kept apart."""
+        stories = StoryIndex()
+        for n, (title, summary) in enumerate([REUTERS, OTHER_STORY]):
+            item, verdict = make(title, summary)
+            assert stories.match(item, verdict, T0) is None
+            stories.add(f"s{n}", item, verdict, T0)
+        item, verdict = make(
+            "AMD MI308 sales to China blocked by new export rule",
+            "Washington requires export licenses for AMD MI308 accelerators bound for China.",
+        )
+        assert stories.match(item, verdict, T0) is None
+
     def test_the_opposite_move_is_a_new_story(self, index: StoryIndex) -> None:
         """Easing news about the same chip is not a rehash of the tightening story."""
         item, verdict = make(*OPPOSITE)
@@ -104,9 +117,10 @@ class TestStoryIndex:
 
 class TestShingles:
     def test_chinese_text_becomes_character_pairs(self) -> None:
-        """Chinese runs are cut into overlapping character pairs, Latin words kept whole."""
+        """Chinese runs are cut into overlapping character pairs, Latin words kept whole, domain words dropped."""
         words = shingles("美国限制H20出口", "")
-        assert {"美国", "国限", "h20", "出口"} <= words
+        assert {"国限", "限制", "h20"} <= words
+        assert "出口" not in words
 
     def test_case_and_width_do_not_matter(self) -> None:
         """Full-width and upper-case text give the same shingles."""
