@@ -106,6 +106,7 @@ class FeedProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.counts[0] = self.counts.get(0, 0) + 1  # status 0 counts connections opened
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

@@ -18,6 +18,7 @@ import httpx
 
 from bot.errors import FeedError, FeedHTTPError, FeedTooLarge
 from feeds.health import Validators
+from feeds.pool import HostPools
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +44,10 @@ class Fetched:
 def make_client(user_agent: str, limits: FetchLimits) -> httpx.AsyncClient:
     """The one client all feeds share: pooled connections per host, HTTP/2 where the server offers it."""
     return httpx.AsyncClient(
-        http2=True,
+        transport=HostPools(per_host=6, max_hosts=256, http2=True),
         follow_redirects=True,
         max_redirects=limits.max_redirects,
         timeout=httpx.Timeout(limits.timeout, connect=min(10.0, limits.timeout)),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         headers={"User-Agent": user_agent, "Accept": "application/rss+xml, application/atom+xml, "
                  "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
                  "Accept-Encoding": "gzip, deflate"},  # the codings `Inflater` decodes within the limit
@@ -105,6 +105,7 @@ class Fetcher:
             headers["If-Modified-Since"] = validators.last_modified
         async with self._client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304:
+                await response.aread()  # no body, but reading to its end keeps the connection for reuse
                 return self._unchanged(response, validators, started)
             if response.status_code >= 400:
                 raise FeedHTTPError(response.status_code, parse_retry_after(response.headers.get("Retry-After")))
