@@ -147,8 +147,9 @@ async def _alert_or_attach(deps: Deps, item: Item, verdict: Verdict, now: dateti
     tickers = tuple(dict.fromkeys((*deps.config.tickers, *verdict.tickers)))
     quotes = await snapshot(deps.market, tickers, timeout=deps.config.quote_timeout)
     alert = Alert(ident, cluster_id, item, verdict, quotes, now, novelty=match.novelty if match else 1.0)
-    deps.stories.add(cluster_id, item, verdict, now)
-    if await deps.outbox.enqueue(Message(ident, "alert", ident, alert)):
+    added = await deps.outbox.enqueue(Message(ident, "alert", ident, alert))
+    deps.stories.add(cluster_id, item, verdict, now)  # only once stored: a failed enqueue must not swallow it
+    if added:
         report.alerts.append(ident)
         if deps.reactions is not None:
             deps.reactions.schedule(alert)
