@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from bot.chart import render_alert_chart
 from bot.errors import StoreError
 from bot.lease import DeliveryClaims, Leases, instance_id, leader_service
+from bot.logs import RedactSecrets
 from bot.market import PriceSource, price_source_from_setting
 from bot.metrics import Metrics, MetricsServer, health_check
 from bot.outbox import Outbox
@@ -84,7 +85,7 @@ async def build_app(
     metrics = Metrics(CollectorRegistry(), clock())
     leases = await _leases(settings, stack)
     outbox = Outbox(store, outputs.sinks, clock, on_result=metrics.on_delivery,
-                    claims=DeliveryClaims(leases) if leases else None)
+                    claims=DeliveryClaims(leases) if leases else None, redact=RedactSecrets(settings.secrets()).redact)
     market = market or price_source_from_setting(settings.market, clock)
     scheduler = AsyncIOScheduler(timezone=UTC)
     reactions = ReactionScheduler(scheduler, market, clock, _with_chart(outbox.enqueue, market, settings.chart_dir),

@@ -58,8 +58,10 @@ class Outbox:
         clock: Callable[[], datetime],
         on_result: Callable[[str, str, float], None] | None = None,
         claims: Claims | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self._store = store
+        self._redact = redact  # errors are stored and listed (`outbox` command): a peer may echo a secret
         self._sinks = dict(sinks)
         self._clock = clock
         self._wake = asyncio.Event()
@@ -140,7 +142,7 @@ class Outbox:
         except RetryableDelivery as exc:
             delay = retry_delay(delivery.attempts, exc.retry_after)
             retry_at = self._clock() + timedelta(seconds=delay)
-            await self._store.mark_retry(delivery, retry_at, str(exc))
+            await self._store.mark_retry(delivery, retry_at, self._redact(str(exc)))
             await self._settle(delivery, False)
             log.warning("%s: %s to %s not delivered (%s); retry in %.0fs", sink.name, message.kind,
                         _target(delivery), exc, delay)
@@ -148,7 +150,7 @@ class Outbox:
             self._on_result(sink.name, "retry", 0.0)
             return retry_at
         except PermanentDelivery as exc:
-            await self._store.mark_parked(delivery, str(exc))
+            await self._store.mark_parked(delivery, self._redact(str(exc)))
             await self._settle(delivery, False)  # an operator may queue it again: no done-marker
             log.error("%s: %s %s to %s parked: %s (list: python main.py outbox; retry: python main.py outbox "
                       "--retry)", sink.name, message.kind, message.id, _target(delivery), exc)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
 from feeds.records import FeedSpec
@@ -59,9 +60,22 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value, for redaction filters."""
-        values = [self.telegram_bot_token, self.redis_url, *self.slack_webhook_urls]
-        return tuple(v for v in values if v)
+        """Every secret value, and the parts of it that travel alone, for redaction filters: the token's
+        secret half, each webhook's path, the Redis password."""
+        whole = [self.telegram_bot_token, self.redis_url, *self.slack_webhook_urls]
+        parts: list[str | None] = [urlsplit(url).path for url in self.slack_webhook_urls]
+        if self.telegram_bot_token:
+            parts.append(self.telegram_bot_token.partition(":")[2])
+        if self.redis_url:
+            parts.append(_password(self.redis_url))
+        return tuple(v for v in whole if v) + tuple(p for p in parts if p and len(p) >= 8)  # short parts: too common
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ HEADER_LIMIT = 150
 FIELD_LIMIT = 2000
 MAX_FIELDS = 10
 MAX_BLOCKS = 50
+_SLACK_CODE = re.compile(r"[a-z_]{1,60}")
 PERMANENT = {400: "invalid payload", 403: "action prohibited", 404: "webhook or channel not found",
              410: "channel archived"}
 
@@ -157,7 +159,11 @@ class SlackSink:
         self._check(response, target)
 
     def _check(self, response: httpx.Response, target: str) -> None:
-        status, answer = response.status_code, escape(response.text.strip()[:80])
+        text = response.text.strip()
+        # Slack answers with short codes (invalid_payload, no_service); anything else, say a proxy echoing the
+        # request path with the webhook's secret in it, is not repeated into logs or the outbox.
+        answer = text if _SLACK_CODE.fullmatch(text) else ""
+        status = response.status_code
         if status == 429:
             retry_after = _seconds(response.headers.get("retry-after"))
             self._next_free[target] = self._monotonic() + (retry_after or self._pace)
