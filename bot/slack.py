@@ -44,7 +44,14 @@ def escape(text: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most `limit` characters, ending in … when cut; never cuts an escape such as &amp; in half."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp >= 0 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 def webhook_target(url: str) -> str:
@@ -69,8 +76,8 @@ def alert_blocks(alert: Alert) -> list[dict[str, Any]]:
     verdict = alert.verdict
     label = DIRECTION_LABEL.get(verdict.direction, verdict.direction)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": clip(headline(alert) or "Export-control news",
-                                                                       HEADER_LIMIT)}},
+        {"type": "header", "text": {"type": "plain_text",
+                                    "text": clip(escape(headline(alert) or "Export-control news"), HEADER_LIMIT)}},
         _section(f"*Export control · {escape(label)}* · score {verdict.score:.2f}\n{escape(alert.item.summary)}"),
     ]
     fields = [_mrkdwn(f"*Tickers*\n{escape(' '.join(verdict.tickers) or 'none named')}", FIELD_LIMIT)]

@@ -15,7 +15,7 @@ import pytest
 
 from bot.outbox import Outbox
 from bot.records import Message, Reaction
-from bot.slack import HEADER_LIMIT, MAX_BLOCKS, TEXT_LIMIT, SlackSink, payload, webhook_target
+from bot.slack import HEADER_LIMIT, MAX_BLOCKS, TEXT_LIMIT, SlackSink, clip, payload, webhook_target
 from bot.store import SqliteStore
 from tests.factories import T0, make_alert, make_item, make_message
 from tests.servers.slack import (
@@ -87,6 +87,12 @@ class TestPayload:
         mrkdwn = [t for t in _texts(body["blocks"]) if "a &amp; b" in t]
         assert mrkdwn and "&lt;!channel&gt; a &amp; b &gt; c" in mrkdwn[0]
         assert "<!channel>" not in body["text"] and "&lt;b&gt;&amp;&lt;/b&gt;" in body["text"]
+        assert body["blocks"][0]["text"]["text"] == "Chips &lt;b&gt;&amp;&lt;/b&gt; bans"
+
+    def test_clipping_never_splits_an_escape(self) -> None:
+        """Text cut to a limit ends before a half escape, not inside it."""
+        assert clip("ab &amp; cd", 6) == "ab …"
+        assert clip("ab &amp; cd", 9) == "ab &amp;…"
 
     def test_long_text_stays_within_slack_limits(self) -> None:
         """A huge title and summary are clipped: header ≤ 150, every text ≤ 3,000, ≤ 50 blocks."""
