@@ -40,7 +40,7 @@ from feeds.records import FeedSpec
 log = logging.getLogger("newsbot")
 
 SHUTDOWN_GRACE_S = 1.5
-FEED_LEASE_SHARE = 0.9  # a feed's lease lasts this share of its interval: the next poll finds it free
+FEED_LEASE_SLACK_S = 0.5  # a feed's lease outlasts its interval and jitter by this much: its holder keeps it
 LEADER_TTL_S = 15.0
 METRICS_REFRESH_S = 15.0
 Clock = Callable[[], datetime]
@@ -115,9 +115,9 @@ async def _leases(settings: Settings, stack: AsyncExitStack) -> Leases | None:
     """With REDIS_URL, instances coordinate through leases in that Redis; without it there is one instance."""
     if not settings.redis_url:
         return None
-    from redis.asyncio import Redis
+    from bot.redis_store import redis_client
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings.redis_url)
     stack.push_async_callback(redis.aclose)
     return Leases(redis, instance_id())
 
@@ -188,12 +188,18 @@ async def guarded_poll(app: App, feed: FeedSpec) -> PollReport:
     return report
 
 
+def feed_lease_ttl(feed: FeedSpec, jitter: float) -> float:
+    """Longer than the holder's gap between polls (interval + jitter), so the holder keeps its feed."""
+    return feed.interval_s + jitter + max(FEED_LEASE_SLACK_S, 0.05 * feed.interval_s)
+
+
 async def scheduled_poll(app: App, feed: FeedSpec) -> PollReport | None:
     """A scheduled poll; with several instances, only the one that takes the feed's lease polls this interval."""
     if app.leases is None:
         return await guarded_poll(app, feed)
     try:
-        async with app.leases.hold(f"feed:{feed.name}", feed.interval_s * FEED_LEASE_SHARE, release=False) as mine:
+        ttl = feed_lease_ttl(feed, app.settings.poll_jitter)
+        async with app.leases.hold(f"feed:{feed.name}", ttl, release=False, sticky=True) as mine:
             if mine:
                 return await guarded_poll(app, feed)
     except RedisError as exc:
@@ -253,7 +259,16 @@ async def serve(app: App, stop: asyncio.Event) -> None:
                 await service.stop()
         with suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(deliveries, SHUTDOWN_GRACE_S)  # let in-flight deliveries finish
+        await _release_feeds(app)
         log.info("newsbot stopped; %d deliveries pending for next start", await app.store.outbox_depth())
+
+
+async def _release_feeds(app: App) -> None:
+    """On a clean stop, hand our feeds over at once instead of when their leases run out."""
+    if app.leases is not None:
+        with suppress(RedisError):
+            for feed in app.feeds:
+                await app.leases.release(f"feed:{feed.name}")
 
 
 async def _refresh_metrics(app: App) -> None:
