@@ -32,6 +32,7 @@ from bot.settings import Settings
 from bot.sink import Sink
 from bot.sinks import Service, build_outputs
 from bot.store import StateStore
+from bot.story_sync import StorySync
 from feeds.classify import Classifier
 from feeds.cluster import StoryIndex
 from feeds.fetch import Fetcher, FetchLimits, make_client
@@ -62,6 +63,7 @@ class App:
     services: tuple[Service, ...] = ()
     metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry(), utc_now()))
     leases: Leases | None = None  # set when REDIS_URL is: several instances share the work
+    story_sync: StorySync | None = None  # with leases: stories other instances alerted reach our index
 
 
 async def build_app(
@@ -108,7 +110,9 @@ async def build_app(
     services = _cluster_services(outputs.services, leases, metrics)
     if settings.metrics_port:
         services.append(MetricsServer(metrics, health_check(lambda: scheduler.running, store), settings.metrics_port))
-    return App(settings, tuple(feeds), deps, outbox, store, scheduler, reactions, tuple(services), metrics, leases)
+    sync = StorySync(stories, store, clock) if leases else None
+    return App(settings, tuple(feeds), deps, outbox, store, scheduler, reactions, tuple(services), metrics, leases,
+               sync)
 
 
 async def _leases(settings: Settings, stack: AsyncExitStack) -> Leases | None:
@@ -201,6 +205,7 @@ async def scheduled_poll(app: App, feed: FeedSpec) -> PollReport | None:
         ttl = feed_lease_ttl(feed, app.settings.poll_jitter)
         async with app.leases.hold(f"feed:{feed.name}", ttl, release=False, sticky=True) as mine:
             if mine:
+                await _sync_stories(app)
                 return await guarded_poll(app, feed)
     except RedisError as exc:
         log.warning("feed %s: lease unavailable (%s); skipped this interval", feed.name, exc, extra={"feed": feed.name})
@@ -261,6 +266,14 @@ async def serve(app: App, stop: asyncio.Event) -> None:
             await asyncio.wait_for(deliveries, SHUTDOWN_GRACE_S)  # let in-flight deliveries finish
         await _release_feeds(app)
         log.info("newsbot stopped; %d deliveries pending for next start", await app.store.outbox_depth())
+
+
+async def _sync_stories(app: App) -> None:
+    if app.story_sync is not None:
+        try:
+            await app.story_sync.sync()
+        except StoreError as exc:
+            log.warning("stories: cannot read recent alerts: %s", exc)
 
 
 async def _release_feeds(app: App) -> None:
