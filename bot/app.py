@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from bot.chart import render_alert_chart
 from bot.errors import StoreError
 from bot.lease import DeliveryClaims, Leases, instance_id, leader_service
-from bot.logs import RedactSecrets
+from bot.logs import RedactSecrets, log_context
 from bot.market import PriceSource, price_source_from_setting
 from bot.metrics import Metrics, MetricsServer, health_check
 from bot.outbox import Outbox
@@ -183,8 +183,9 @@ async def poll_all(app: App, concurrency: int = 50) -> list[PollReport]:
 async def guarded_poll(app: App, feed: FeedSpec) -> PollReport:
     """The error boundary of one poll: a bug or store failure is logged, and the scheduler goes on."""
     try:
-        async with asyncio.timeout(app.settings.fetch_timeout + 30):
-            report = await poll_once(app.deps, feed)
+        with log_context(feed=feed.name):
+            async with asyncio.timeout(app.settings.fetch_timeout + 30):
+                report = await poll_once(app.deps, feed)
     except Exception as exc:  # the one boundary per poll: nothing may stop the scheduler
         log.exception("feed %s: poll failed: %s", feed.name, exc, extra={"feed": feed.name})
         report = PollReport(feed.name, "failed", error=str(exc))

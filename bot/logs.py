@@ -1,6 +1,7 @@
 """Logging set-up: short readable lines (or one JSON object per line) on standard error, secrets redacted.
 
-Feed and alert ids travel as `extra={"feed": ..., "alert": ...}` on a log call; the JSON format puts them in
+Feed and alert ids travel as `extra={"feed": ..., "alert": ...}` on a log call, or for everything logged inside
+`with log_context(feed=...)` (a context variable: each asyncio task has its own); the JSON format puts them in
 their own keys, the text format leaves the message as it is.
 """
 
@@ -9,11 +10,35 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TextIO
 
 REDACTED = "***"
+
+_context: ContextVar[dict[str, str]] = ContextVar("newsbot_log_context", default={})  # noqa: B039 - never mutated
+
+
+@contextmanager
+def log_context(**ids: str) -> Iterator[None]:
+    """Every record logged inside (in this task) carries these ids, unless the call passes its own."""
+    token = _context.set({**_context.get(), **ids})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextIds(logging.Filter):
+    """Copies the ids of the current `log_context` onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
+        return True
 
 
 class RedactSecrets(logging.Filter):
@@ -72,6 +97,7 @@ def configure_logging(
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(ContextIds())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -145,7 +145,7 @@ class Outbox:
             await self._store.mark_retry(delivery, retry_at, self._redact(str(exc)))
             await self._settle(delivery, False)
             log.warning("%s: %s to %s not delivered (%s); retry in %.0fs", sink.name, message.kind,
-                        _target(delivery), exc, delay)
+                        _target(delivery), exc, delay, extra={"alert": message.alert_id, "sink": sink.name})
             report.retried += 1
             self._on_result(sink.name, "retry", 0.0)
             return retry_at
@@ -153,7 +153,8 @@ class Outbox:
             await self._store.mark_parked(delivery, self._redact(str(exc)))
             await self._settle(delivery, False)  # an operator may queue it again: no done-marker
             log.error("%s: %s %s to %s parked: %s (list: python main.py outbox; retry: python main.py outbox "
-                      "--retry)", sink.name, message.kind, message.id, _target(delivery), exc)
+                      "--retry)", sink.name, message.kind, message.id, _target(delivery), exc,
+                      extra={"alert": message.alert_id, "sink": sink.name})
             report.parked += 1
             self._on_result(sink.name, "parked", 0.0)
             return None

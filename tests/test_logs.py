@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import configure_logging
+from bot.logs import configure_logging, log_context
 
 SECRET = "123456:ABC-telegram-token"
 
@@ -47,6 +47,19 @@ class TestJsonFormat:
         configure_logging("INFO", [], out, log_format="json")
         logging.getLogger("newsbot").info("started")
         assert set(lines(out)[0]) == {"time", "level", "logger", "message"}
+
+    def test_log_context_tags_everything_inside(self) -> None:
+        """Inside `log_context(feed=...)` every record carries the feed; an explicit extra wins; outside none."""
+        out = io.StringIO()
+        configure_logging("INFO", [], out, log_format="json")
+        with log_context(feed="wire"):
+            logging.getLogger("feeds.fetch").warning("slow")
+            logging.getLogger("newsbot.poll").info("alert", extra={"feed": "other", "alert": "a_1"})
+        logging.getLogger("newsbot").info("after")
+        first, second, third = lines(out)
+        assert first["feed"] == "wire"
+        assert second["feed"] == "other" and second["alert"] == "a_1"
+        assert "feed" not in third
 
     def test_secrets_are_redacted_in_message_and_exception(self) -> None:
         """A token in the message or in a traceback never reaches the JSON output."""
