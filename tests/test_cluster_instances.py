@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import CONFIG, ROOT
 from tests.servers.feedserver import rss
@@ -249,3 +250,12 @@ def _run_scenario(feeds: Feeds, slack: SlackReceiver, instances: list[Instance],
         assert min_gap(times) >= INTERVAL - SLACK, f"{name}: two fetches within one interval"
         assert max_gap(times, killed_at, after) <= LEASE + INTERVAL + JITTER + SLACK, f"{name}: not taken over"
     assert all(healthy(i.metrics_port) for i in instances[1:])
+    delivered = {"sink": "slack", "outcome": "delivered"}
+    delivered_by = [_sample(i.metrics_port, "newsbot_deliveries_total", delivered) for i in instances[1:]]
+    assert 0 < sum(delivered_by) <= len(links)  # survivors' own counters; the killed one's went with it
+
+
+def _sample(port: int, name: str, labels: dict[str, str]) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2.0).text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and sample.labels == labels)
