@@ -140,8 +140,7 @@ class Matcher:
         for term in terms:
             grouped.setdefault(term.text, {}).setdefault((term.category, term.entity), []).append(term)
         texts = list(grouped)
-        self._options = [tuple(_option(text, same) for same in grouped[text].values()) for text in texts]
-        self._checks = [any(left or right for left, right, _ in option) for option in self._options]
+        options = [tuple(_option(text, same) for same in grouped[text].values()) for text in texts]
         self._automaton = (
             ahocorasick_rs.AhoCorasick(
                 texts, matchkind=ahocorasick_rs.MatchKind.Standard, implementation=ahocorasick_rs.Implementation.DFA
@@ -150,13 +149,17 @@ class Matcher:
             else None
         )
         # Texts that neither lie inside another text nor hold one can never be nested: they skip that step.
-        self._alone = [True] * len(texts)
+        alone = [True] * len(texts)
         for index, text in enumerate(texts):
-            for inner, _, _ in (
-                self._automaton.find_matches_as_indexes(text, overlapping=True) if self._automaton else ()
-            ):
+            found = self._automaton.find_matches_as_indexes(text, overlapping=True) if self._automaton else []
+            for inner, _, _ in found:
                 if inner != index:
-                    self._alone[index] = self._alone[inner] = False
+                    alone[index] = alone[inner] = False
+        # Per text: (never nested, needs a boundary check, its terms, its (left, right, term) options).
+        self._plans = [
+            (lone, any(left or right for left, right, _ in option), tuple(term for _, _, term in option), option)
+            for lone, option in zip(alone, options, strict=True)
+        ]
 
     def find(self, text: str) -> dict[str, list[Hit]]:
         """The hits in normalized `text` by category, left to right; a hit inside a longer hit is dropped."""
@@ -164,18 +167,18 @@ class Matcher:
             return {}
         hits: list[Hit] = []
         alone: list[Hit] = []
-        size, options, checks, alones = len(text), self._options, self._checks, self._alone
+        size, plans = len(text), self._plans
         for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
-            found = alone if alones[index] else hits
-            if not checks[index]:  # Chinese, Japanese, Korean or open-ended: no boundary to check
-                for _, _, term in options[index]:
-                    found.append((start, end, term))
+            lone, check, terms, options = plans[index]
+            found = alone if lone else hits
+            if not check:  # Chinese, Japanese, Korean or open-ended: no boundary to check
+                found.extend([(start, end, term) for term in terms])
                 continue
             before = text[start - 1] if start else " "
             after = text[end] if end < size else " "
             left_ok = not (before.isalnum() and before < "\u2e80")
             right_ok = not (after.isalnum() and after < "\u2e80")
-            for need_left, need_right, term in options[index]:
+            for need_left, need_right, term in options:
                 if (left_ok or not need_left) and (right_ok or not need_right):
                     found.append((start, end, term))
         grouped = _drop_nested(hits) if hits else {}
