@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 import pathlib
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from feeds.lexicon import Entity, Hit, Matcher, load_terms, normalize
 from feeds.records import Direction, Verdict
 
-CONTROL_WORDS = frozenset({"restrict", "tighten", "ease"})
+CONTROL_WORDS = ("restrict", "tighten", "ease")
 NEGATIVES = (
     "neg_goods",
     "neg_trade",
@@ -193,7 +194,7 @@ def _control(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
     strong = ev.get("control", "chip_control")
     if strong:
         return w.control, strong, f"control: {_quote(strong[0])}"
-    words = ev.get(*CONTROL_WORDS)
+    words = sorted(ev.get(*CONTROL_WORDS), key=itemgetter(0))  # earliest first: the title's words lead
     exports, sales, dests = ev.get("export"), ev.get("sale"), ev.get("china_dest")
     for word in words:
         partner = next((e for e in exports if _near(word, e, w)), None)

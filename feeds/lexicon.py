@@ -136,6 +136,9 @@ class Matcher:
     """Finds every term of the vocabulary in one pass (Aho-Corasick), honouring word boundaries."""
 
     def __init__(self, terms: list[Term]) -> None:
+        # A control word that is also a direction cue is found as the cue (cues count as control words too).
+        cues = {(t.text, t.open_left, t.open_right) for t in terms if t.category in ("tighten", "ease")}
+        terms = [t for t in terms if t.category != "restrict" or (t.text, t.open_left, t.open_right) not in cues]
         grouped: dict[str, dict[tuple[str, Entity | None], list[Term]]] = {}
         for term in terms:
             grouped.setdefault(term.text, {}).setdefault((term.category, term.entity), []).append(term)
