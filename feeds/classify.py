@@ -181,13 +181,21 @@ def _quote(hit: Hit) -> str:
 def _subject(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
     entities = ev.get("entity")
     if entities or ev.get("chip_control"):
-        names = [e.name for e in ev.entities][:3]
-        reason = f"company: {', '.join(names)}" if names else f"rule: {_quote(ev.get('chip_control')[0])}"
-        return w.company, entities + ev.get("chip_control"), reason
+        return w.company, entities + ev.get("chip_control"), _names(ev) or f"rule: {_quote(ev.get('chip_control')[0])}"
     words = ev.get("chip", "tool")
     if words:
         return w.chip, words, f"chips: {_quote(words[0])}"
     return 0.0, [], ""
+
+
+def _names(ev: Evidence) -> str:
+    """ "company: Nvidia, AMD; product: H20" - at most three of each."""
+    parts = []
+    for kind in ("company", "product"):
+        names = [e.name for e in ev.entities if e.kind == kind][:3]
+        if names:
+            parts.append(f"{kind}: {', '.join(names)}")
+    return "; ".join(parts)
 
 
 def _control(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
@@ -237,7 +245,10 @@ def _trend_after_export(trends: list[Hit], exports: list[Hit], w: Weights) -> bo
 
 
 def _direction(ev: Evidence) -> tuple[Direction, str]:
-    """Tightening, easing or neutral from cue words; title cues count double, a near tie is neutral."""
+    """Tightening, easing or neutral from cue words; title cues count double, a near tie is neutral.
+
+    With no cue at all the story reads as tightening, by far the most common kind of control news.
+    """
     tally: dict[str, float] = {"tightening": 0.0, "easing": 0.0, "neutral": 0.0}
     first: dict[str, Hit] = {}
     for category, direction, weight in (
