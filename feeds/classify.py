@@ -189,7 +189,7 @@ def _subject(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
 
 
 def _names(ev: Evidence) -> str:
-    """ "company: Nvidia, AMD; product: H20" - at most three of each."""
+    """The names for the reasons, such as 'company: Nvidia, AMD; product: H20' (at most three of each)."""
     parts = []
     for kind in ("company", "product"):
         names = [e.name for e in ev.entities if e.kind == kind][:3]
