@@ -185,6 +185,19 @@ POSITIVES = [
         "tightening",
     ),
     (
+        "en-ai-rule",
+        "US moves to expand AI export restrictions",
+        "The proposal would create a new hierarchy of countries.",
+        "tightening",
+    ),
+    (
+        "en-enforcement",
+        "Chip design firm pleads guilty over exports to Chinese military university",
+        "The company admitted to violating US export controls and will pay $140 million.",
+        "neutral",
+    ),
+    ("zh-t-huawei", "美國商務部將中芯國際列入實體清單", "美國企業向中芯出口須申請許可證。", "tightening"),
+    (
         "ru-control",
         "США ужесточили экспортный контроль на поставки чипов в Китай",
         "Новые правила затронут ускорители Nvidia.",
@@ -273,6 +286,8 @@ NEGATIVES = [
         "Nvidia: Quartalsumsatz steigt trotz Exportbeschränkungen",
         "Der Konzern übertraf die Erwartungen.",
     ),
+    ("zh-stats-ai", "中国AI芯片出口激增", "海关数据显示出口同比增长。"),
+    ("ja-stats-rush", "日本の半導体製造装置の対中輸出が急増", "規制強化を前に駆け込み需要。"),
     ("zh-summons", "国家网信办约谈英伟达", "要求说明H20芯片漏洞后门安全风险问题。"),
     ("ru-fuel", "Правительство продлило запрет на экспорт бензина", "Ограничения касаются всех производителей."),
 ]
