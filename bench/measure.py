@@ -58,18 +58,38 @@ def tree_rss() -> int:
     return sum(_rss(p) for p in process_tree())
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size: shared pages (the forkserver's, the workers') split among their sharers."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return _rss(pid)
+
+
+def tree_pss() -> int:
+    """Proportional memory of this process and its live children, now (the honest sum for a process tree)."""
+    return sum(_pss(p) for p in process_tree())
+
+
 class PeakRss:
-    """Samples `tree_rss` every `interval` seconds in a thread; `peak` is the largest seen (bytes)."""
+    """Samples RSS and PSS of the process tree every `interval` seconds in a thread; peaks in bytes."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
+        self.peak_main = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="peak-rss")
 
     def _run(self) -> None:
         while True:
             self.peak = max(self.peak, tree_rss())
+            self.peak_pss = max(self.peak_pss, tree_pss())
+            self.peak_main = max(self.peak_main, _rss(os.getpid()))
             if self._stop.wait(self.interval):
                 return
 

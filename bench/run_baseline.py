@@ -87,6 +87,8 @@ def main() -> None:
     with PeakRss() as rss:
         out = run(spec, args.port, args.first_change, args.changes, args.send_url)
     out["peak_rss_mb"] = rss.peak / 2**20
+    out["peak_pss_mb"] = rss.peak_pss / 2**20
+    out["peak_main_rss_mb"] = rss.peak_main / 2**20
     print(json.dumps(out))
 
 

@@ -119,6 +119,8 @@ def main() -> None:
     with PeakRss() as rss:
         out = asyncio.run(run(spec, args.port, args.warm, args.changes, args.first_change, args.probe))
     out["peak_rss_mb"] = rss.peak / 2**20
+    out["peak_pss_mb"] = rss.peak_pss / 2**20
+    out["peak_main_rss_mb"] = rss.peak_main / 2**20
     out["warm_wall_median_s"] = statistics.median(c["wall_s"] for c in out["warm"]) if out["warm"] else None
     print(json.dumps(out))
 

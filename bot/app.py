@@ -36,6 +36,7 @@ from bot.story_sync import StorySync
 from feeds.classify import Classifier
 from feeds.cluster import StoryIndex
 from feeds.fetch import Fetcher, FetchLimits, make_client
+from feeds.parsepool import ParsePool
 from feeds.records import FeedSpec
 
 log = logging.getLogger("newsbot")
@@ -95,6 +96,8 @@ async def build_app(
     stories = StoryIndex(timedelta(hours=settings.cluster_window_hours))
     for alert in reversed(await store.recent_alerts(clock() - timedelta(hours=settings.cluster_window_hours))):
         stories.add(alert.cluster_id, alert.item, alert.verdict, alert.detected_at)
+    parser = ParsePool()  # threads for a few parses, worker processes when many pile up (a cold start)
+    stack.callback(parser.close)
     deps = Deps(
         store=store,
         fetcher=Fetcher(client, limits),
@@ -106,6 +109,7 @@ async def build_app(
         config=PollConfig(tickers=settings.tickers, quote_timeout=settings.quote_timeout,
                           backoff_max=settings.backoff_max),
         reactions=reactions,
+        parser=parser,
     )
     services = _cluster_services(outputs.services, leases, metrics)
     if settings.metrics_port:

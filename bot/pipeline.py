@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -21,7 +20,8 @@ from bot.store import SeenEntry, StateStore
 from feeds.cluster import StoryIndex
 from feeds.fetch import Fetcher
 from feeds.health import FeedState, after_failure, after_success
-from feeds.parse import content_hash, parse_feed
+from feeds.parse import content_hash
+from feeds.parsepool import ParsePool, Parser
 from feeds.records import FeedSpec, Item, Verdict
 
 log = logging.getLogger("newsbot.poll")
@@ -58,6 +58,7 @@ class Deps:
     clock: Callable[[], datetime]
     config: PollConfig = PollConfig()
     reactions: ReactionPlanner | None = None
+    parser: Parser = field(default_factory=lambda: ParsePool(workers=0))  # threads only, unless given a pool
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ async def poll_once(deps: Deps, feed: FeedSpec) -> PollReport:
         fetched = await deps.fetcher.fetch(feed.url, state.validators)
         items: list[Item] = []
         if fetched.changed:
-            items = await asyncio.to_thread(parse_feed, fetched.body, feed, now, fetched.content_type)
+            items = await deps.parser.parse(fetched.body, feed, now, fetched.content_type)
     except FeedError as exc:
         return await _failed(deps, feed, state, now, exc)
     report = PollReport(feed.name, "new" if fetched.changed else "unchanged", items=len(items),

@@ -8,6 +8,7 @@ and closes the least recently used idle pools beyond `max_hosts` so sockets stay
 
 from __future__ import annotations
 
+import ssl
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
@@ -43,6 +44,7 @@ class HostPools(httpx.AsyncBaseTransport):
         self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
         self._max_hosts = max_hosts
         self._http2 = http2
+        self._tls: ssl.SSLContext | None = None  # one for all pools: building one loads the CA file (~40 ms)
         self._pools: OrderedDict[Origin, httpx.AsyncHTTPTransport] = OrderedDict()
         self._in_flight: dict[Origin, int] = {}
 
@@ -68,7 +70,10 @@ class HostPools(httpx.AsyncBaseTransport):
         if pool is not None:
             self._pools.move_to_end(origin)
             return pool
-        pool = self._pools[origin] = httpx.AsyncHTTPTransport(http2=self._http2, limits=self._limits)
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        pool = httpx.AsyncHTTPTransport(verify=self._tls, http2=self._http2, limits=self._limits)
+        self._pools[origin] = pool
         await self._evict(keep=origin)
         return pool
 
