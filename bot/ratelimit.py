@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ class Limits:
     group_rate: float = 20 / 60
     chat_burst: int = 1
     max_inline_wait: float = 1.5  # a chat busier than this is rescheduled by the outbox instead of awaited
+    global_window: int = 28  # at most this many sends in any rolling second (slack for ~70 ms of jitter)
 
 
 class Bucket:
@@ -80,6 +82,7 @@ class BroadcastLimiter:
         self._sleep = sleep
         self._global = Bucket(self.limits.global_rate, self.limits.global_burst)
         self._global_paused_until = 0.0
+        self._sent: deque[float] = deque()
         self._chats: dict[str, Bucket] = {}
         self._max_chats = max_chats
 
@@ -107,7 +110,19 @@ class BroadcastLimiter:
         while True:
             await self._wait(self._global.reserve(self._now()))
             if self._now() >= self._global_paused_until:
-                return  # a global pause that began while we waited sends us to the back of the queue
+                break  # a global pause that began while we waited sends us to the back of the queue
+        await self._window_room()
+
+    async def _window_room(self) -> None:
+        """A stalled event loop wakes several booked sends at once: the rolling window keeps them apart."""
+        while True:
+            now = self._now()
+            while self._sent and self._sent[0] <= now - 1.0:
+                self._sent.popleft()
+            if len(self._sent) < self.limits.global_window:
+                self._sent.append(now)
+                return
+            await self._sleep(self._sent[0] + 1.0 - now)
 
     async def _wait(self, seconds: float) -> None:
         if seconds > 0:

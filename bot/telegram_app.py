@@ -7,6 +7,8 @@ feed health). Only one instance may poll a token; every instance may deliver.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from telegram import BotCommand
-from telegram.error import InvalidToken
+from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.errors import ConfigError
@@ -31,6 +33,7 @@ from bot.telegram_watch import FeedWatch
 log = logging.getLogger("newsbot.telegram")
 
 Clock = Callable[[], datetime]
+RETRY_START_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class TelegramService:
         self._commands = commands
         self._watch = watch
         self._app: Application | None = None  # type: ignore[type-arg]
+        self._retry: asyncio.Task[None] | None = None
 
     def build(self) -> Application:  # type: ignore[type-arg]
         app = ApplicationBuilder().token(self._config.token).base_url(self._config.base_url).build()
@@ -71,21 +75,43 @@ class TelegramService:
         return app
 
     async def start(self) -> None:
+        """Answer commands; if the Bot API does not answer now, keep trying in the background."""
+        self._watch.start(self._config.watch_interval)
         app = self._app = self.build()
+        try:
+            await self._run(app)
+        except NetworkError as exc:  # TimedOut too; deliveries retry through the outbox meanwhile
+            log.warning("telegram: Bot API unreachable (%s); commands start once it answers", exc)
+            self._retry = asyncio.create_task(self._run_later(app), name="telegram-start")
+
+    async def _run(self, app: Application) -> None:  # type: ignore[type-arg]
         try:
             await app.initialize()
         except InvalidToken:
             raise ConfigError(["TELEGRAM_BOT_TOKEN: rejected by the Bot API"]) from None
         await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
-        if app.updater is not None:
+        if app.updater is not None and not app.updater.running:
             if self._config.mode == "webhook":
                 await self._start_webhook(app)
             else:
                 await app.updater.start_polling(timeout=int(self._config.poll_timeout),
                                                 allowed_updates=["message", "callback_query"])
         await app.start()
-        self._watch.start(self._config.watch_interval)
         log.info("telegram: bot @%s answering commands (%s)", app.bot.username, self._config.mode)
+
+    async def _run_later(self, app: Application) -> None:  # type: ignore[type-arg]
+        delay = RETRY_START_S
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._run(app)
+                return
+            except NetworkError as exc:
+                delay = min(delay * 2, 300.0)
+                log.warning("telegram: Bot API still unreachable (%s); next try in %.0fs", exc, delay)
+            except ConfigError as exc:
+                log.error("telegram: %s", exc)
+                return
 
     async def _start_webhook(self, app: Application) -> None:  # type: ignore[type-arg]
         if importlib.util.find_spec("tornado") is None:
@@ -98,6 +124,11 @@ class TelegramService:
 
     async def stop(self) -> None:
         await self._watch.stop()
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+            self._retry = None
         app, self._app = self._app, None
         if app is None:
             return
@@ -106,6 +137,7 @@ class TelegramService:
         if app.running:
             await app.stop()
         await app.shutdown()
+        await app.bot.shutdown()  # closes the HTTP clients also when initialize() failed half-way
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -114,7 +146,7 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def limits_from(settings: Settings) -> Limits:
-    return Limits(global_rate=settings.telegram_rate)
+    return Limits(global_rate=max(settings.telegram_rate, 0.1))
 
 
 async def build_telegram(

@@ -16,7 +16,8 @@ from bot.telegram import TelegramSink, make_bot
 from tests.factories import T0
 from tests.servers.botapi import TOKEN, BotApi
 
-FAST = Limits(global_rate=1000, global_burst=50, private_rate=1000, group_rate=1000, chat_burst=5)
+FAST = Limits(global_rate=1000, global_burst=50, private_rate=1000, group_rate=1000, chat_burst=5,
+              global_window=10_000)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import ConfigError
 from bot.records import Message
 from bot.telegram_app import BotConfig, TelegramService
 from bot.telegram_commands import Commands
@@ -118,6 +119,29 @@ class TestFilterCommand:
         await kit.outbox.enqueue(Message("a_1", "alert", "a_1", make_alert("a_1")))
         await kit.outbox.drain()
         assert not [s for s in api.to(42) if s.text.startswith("🚨")]
+
+
+class TestStartUp:
+    async def test_unreachable_bot_api_does_not_stop_the_service(self, kit: Kit) -> None:
+        """With the Bot API down, start() returns (commands come later) and stop() is prompt."""
+        with BotApi() as gone:
+            url = gone.base_url  # a port that is closed once this block ends
+        config = BotConfig(TOKEN, url, poll_timeout=1)
+        service = TelegramService(config, Commands(kit.subs, kit.store, kit.clock), FeedWatch(
+            kit.store, kit.sink, (), kit.clock))
+        async with asyncio.timeout(10):
+            await service.start()
+            await service.stop()
+
+    async def test_rejected_token_is_a_config_error(self, kit: Kit, api: BotApi) -> None:
+        """A token the Bot API rejects stops start-up with a ConfigError that does not show the token."""
+        config = BotConfig("999:wrong-token", api.base_url, poll_timeout=1)
+        service = TelegramService(config, Commands(kit.subs, kit.store, kit.clock), FeedWatch(
+            kit.store, kit.sink, (), kit.clock))
+        with pytest.raises(ConfigError) as error:
+            await service.start()
+        await service.stop()
+        assert "wrong-token" not in str(error.value)
 
 
 class TestAdmin:

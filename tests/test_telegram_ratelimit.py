@@ -25,7 +25,7 @@ class TestBuckets:
 
     async def test_global_rate_is_kept(self, clock: Clock) -> None:
         """300 sends to 300 chats take ten seconds at 30 per second."""
-        lim = limiter(clock, global_rate=30)
+        lim = limiter(clock, global_rate=30, global_window=100)
         start = clock.monotonic()
         for chat in range(300):
             await lim.acquire(str(chat))
@@ -42,6 +42,15 @@ class TestBuckets:
         with pytest.raises(ChatBusy) as busy:
             await lim.acquire("-100")
         assert busy.value.retry_after == pytest.approx(3.0, abs=0.01)
+
+
+    async def test_rolling_window_caps_a_burst_after_a_stall(self, clock: Clock) -> None:
+        """Even with a generous bucket, no more than `global_window` sends leave in any one second."""
+        lim = limiter(clock, global_rate=1000, global_burst=100, global_window=29)
+        start = clock.monotonic()
+        for chat in range(30):
+            await lim.acquire(str(chat))
+        assert clock.monotonic() - start == pytest.approx(1.0, abs=0.01)
 
 
 class TestFlood:

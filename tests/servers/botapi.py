@@ -98,6 +98,7 @@ class BotApi:
     calls: Counter[str] = field(default_factory=Counter)
     commands: list[dict[str, str]] = field(default_factory=list)
     refused: Counter[int] = field(default_factory=Counter)
+    refusals: list[tuple[int, float, int]] = field(default_factory=list)  # (status, when, accepted so far)
     blocked: set[str] = field(default_factory=set)
     migrated: dict[str, str] = field(default_factory=dict)
     failures: dict[str, deque[Failure]] = field(default_factory=dict)

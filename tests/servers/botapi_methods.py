@@ -62,6 +62,7 @@ def send(api: BotApi, method: str, params: dict[str, Any]) -> Reply:
     failure = api.refusal(chat_id)
     if failure is not None:
         api.refused[failure.status] += 1
+        api.refusals.append((failure.status, time.monotonic(), len(api.sent)))
         return _refused(failure)
     photo = params.get("photo") if method == "sendPhoto" else None
     sent = Sent(method, chat_id, text, markup, api._take_id(), _flag(params, "disable_notification"),
