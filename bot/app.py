@@ -24,7 +24,7 @@ from bot.logs import RedactSecrets, log_context
 from bot.market import PriceSource, price_source_from_setting
 from bot.metrics import Metrics, MetricsServer, health_check
 from bot.outbox import Outbox
-from bot.pipeline import Deps, PollConfig, PollReport, poll_once
+from bot.pipeline import Classify, Deps, PollConfig, PollReport, poll_once
 from bot.reaction import ReactionScheduler
 from bot.records import Message
 from bot.redis_store import open_store
@@ -76,8 +76,10 @@ async def build_app(
     clock: Clock = utc_now,
     market: PriceSource | None = None,
     extra_sinks: Mapping[str, Sink] | None = None,
+    classifier: Classify | None = None,
 ) -> App:
-    """Wire every part from settings; resources are closed by `stack`."""
+    """Wire every part from settings; resources are closed by `stack`. Tests may pass a built `classifier`
+    (loading the lexicons takes a few hundred milliseconds)."""
     store = open_store(settings)
     stack.push_async_callback(store.close)
     limits = FetchLimits(settings.fetch_timeout, settings.fetch_max_bytes, settings.fetch_max_redirects)
@@ -101,7 +103,7 @@ async def build_app(
     deps = Deps(
         store=store,
         fetcher=Fetcher(client, limits),
-        classifier=Classifier.from_dir(settings.config_dir, settings.alert_threshold),
+        classifier=classifier or Classifier.from_dir(settings.config_dir, settings.alert_threshold),
         stories=stories,
         market=market,
         outbox=outbox,

@@ -45,6 +45,7 @@ from bot.stream import StreamSink
 from bot.subscribers import SqliteSubscribers
 from bot.telegram import TelegramSink, make_bot
 from bot.yf import YFinanceSource
+from feeds.classify import Classifier
 from feeds.records import FeedSpec
 from tests.factories import make_message
 from tests.servers.botapi import TOKEN, BotApi
@@ -53,6 +54,7 @@ from tests.servers.slack import RATE_LIMITED, SERVER_ERROR, Answer, SlackReceive
 from tests.telegram_kit import FAST, Clock
 
 ROOT = Path(__file__).resolve().parent.parent
+CLASSIFIER = Classifier.from_dir(ROOT / "config")  # built once: loading the lexicons is the slow part of build_app
 NOW = datetime.now(UTC).replace(microsecond=0)
 CHAT = "-100777"
 STREAM = "newsbot:alerts"
@@ -156,7 +158,8 @@ async def test_every_sink_failing_then_recovering_delivers_each_alert_once(
         async with AsyncExitStack() as stack:
             sinks = await _all_sinks(stack, api, slack, own_redis, clock, quick.db)
             out = io.StringIO()
-            app = await build_app(quick, [spec], stack, out=out, clock=clock, extra_sinks=sinks)
+            app = await build_app(quick, [spec], stack, out=out, clock=clock, extra_sinks=sinks,
+                                  classifier=CLASSIFIER)
             own_redis.kill()
             report = await poll_once(app.deps, spec)
             assert len(report.alerts) == 3
@@ -316,7 +319,8 @@ async def test_prices_raising_or_hanging_do_not_hold_back_the_alert(
     try:
         async with AsyncExitStack() as stack:
             out = io.StringIO()
-            app = await build_app(quick, [spec], stack, out=out, clock=lambda: NOW, market=market)
+            app = await build_app(quick, [spec], stack, out=out, clock=lambda: NOW, market=market,
+                                  classifier=CLASSIFIER)
             started = time.perf_counter()
             report = await poll_once(app.deps, spec)
             seconds = time.perf_counter() - started
@@ -338,7 +342,7 @@ async def test_sqlite_locked_fails_the_poll_and_the_story_alerts_after(
     spec = FeedSpec("wire", feed_server.route("/wire.xml", Route(stories_feed())), interval_s=60)
     async with AsyncExitStack() as stack:
         out = io.StringIO()
-        app = await build_app(quick, [spec], stack, out=out, clock=lambda: NOW)
+        app = await build_app(quick, [spec], stack, out=out, clock=lambda: NOW, classifier=CLASSIFIER)
         locker = sqlite3.connect(str(quick.db), isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
         started = time.perf_counter()
@@ -379,11 +383,12 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(tmp_path: Path, feed_se
         slack.script("/hook", *[Answer(delay=0.3)] + [Answer(delay=5.0)] + [Answer(delay=0.1)] * 6)
         env = _bot_env(tmp_path, url, {"SLACK_WEBHOOK_URLS": slack.url("/hook")})
         command = [sys.executable, str(ROOT / "main.py"), "--config", str(ROOT / "config"), "run", "--once"]
-        first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True)
         try:
             slack.wait_for("/hook", 2, timeout=20)  # the second is recorded on arrival, then held for 5 s
         finally:
-            first.send_signal(signal.SIGKILL)
+            os.killpg(first.pid, signal.SIGKILL)  # the whole group, parse workers included: a crash, not a stop
             printed, _ = first.communicate(timeout=10)
         second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=60, check=False)
         delivered = titles_in([json.dumps(p) for p in slack.payloads["/hook"]])

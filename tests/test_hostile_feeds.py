@@ -13,16 +13,19 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 
 from bot.app import App, build_app, poll_all
 from bot.pipeline import PollReport, poll_once
 from bot.settings import Settings
+from feeds.classify import Classifier
 from feeds.records import FeedSpec
 from tests.servers.feedserver import FeedServer, Route, rss
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+CLASSIFIER = Classifier.from_dir(Path(__file__).resolve().parent.parent / "config")  # once: lexicons are slow
 LIMIT = 1_048_576  # fetch_max_bytes for these tests
 TIMEOUT = 2.0  # fetch_timeout for these tests
 GOOD = {
@@ -66,7 +69,7 @@ async def make_app(tight: Settings) -> AsyncIterator[MakeApp]:
         stack = AsyncExitStack()
         stacks.append(stack)
         out = io.StringIO()
-        return await build_app(tight, feeds, stack, out=out, clock=lambda: NOW), out
+        return await build_app(tight, feeds, stack, out=out, clock=lambda: NOW, classifier=CLASSIFIER), out
 
     yield factory
     for stack in stacks:

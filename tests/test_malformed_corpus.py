@@ -64,7 +64,7 @@ def test_file_parses_classifies_and_renders(name: str, classifier: Classifier) -
 
 
 async def test_whole_corpus_in_one_poll_crashes_nothing(
-    feed_server: FeedServer, settings: Settings, caplog: pytest.LogCaptureFixture
+    feed_server: FeedServer, settings: Settings, caplog: pytest.LogCaptureFixture, classifier: Classifier
 ) -> None:
     """All corpus files served as feeds in one poll: every feed reports new or failed, none escapes the pipeline."""
     served = {name: Route((CORPUS / name).read_bytes(), content_type="application/xml") for name in MANIFEST}
@@ -72,7 +72,7 @@ async def test_whole_corpus_in_one_poll_crashes_nothing(
     caplog.set_level(logging.WARNING)
     async with AsyncExitStack() as stack:
         app = await build_app(replace(settings, fetch_max_bytes=1_048_576), feeds, stack, out=io.StringIO(),
-                              clock=lambda: datetime.now(UTC))
+                              clock=lambda: datetime.now(UTC), classifier=classifier)
         reports = await poll_all(app)
     statuses = {r.feed: r.status for r in reports}
     assert set(statuses.values()) <= {"new", "failed"}

@@ -82,7 +82,7 @@ class Echoing:
 
             do_GET = do_POST
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
         return Handler
