@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bot.app import utc_now
 from bot.errors import ConfigError
 from bot.records import Message
+from bot.settings import Settings
+from bot.sinks import build_outputs
+from bot.store import SqliteStore
 from bot.telegram_app import BotConfig, TelegramService
 from bot.telegram_commands import Commands
 from bot.telegram_watch import FeedWatch
@@ -164,3 +169,18 @@ class TestAdmin:
         assert len(await watch.check()) == 1
         assert [s.text.split("\n")[0] for s in api.to(ADMIN)] == ["Feed failing: reuters", "Feed recovered: reuters"]
         assert api.to(42) == []
+
+
+class TestWiring:
+    async def test_token_adds_the_sink_and_the_service(self, settings: Settings, api: BotApi) -> None:
+        """With TELEGRAM_BOT_TOKEN set, build_outputs adds the Telegram sink and its service."""
+        settings = replace(settings, telegram_bot_token=TOKEN, telegram_api_base_url=api.base_url,
+                           telegram_chat_ids=("-1001",))
+        async with AsyncExitStack() as stack:
+            store = SqliteStore(settings.db)
+            stack.push_async_callback(store.close)
+            outputs = await build_outputs(settings, store, stack, utc_now)
+            assert "telegram" in outputs.sinks
+            assert any(isinstance(s, TelegramService) for s in outputs.services)
+            message = Message("a_1", "alert", "a_1", make_alert("a_1"))
+            assert list(await outputs.sinks["telegram"].targets(message)) == ["-1001"]
