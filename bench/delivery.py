@@ -1,17 +1,24 @@
 """Where the bench's alerts go, and when each one arrived: the first sendMessage per feed, in wall-clock time.
 
-`sink`: an in-process sink that notes the moment `deliver` is called (no HTTP); `telegram`: the product's
-Telegram sink against the stand-in Bot API server, noting when the server received sendMessage.
+`telegram`: the product's Telegram sink (python-telegram-bot over HTTP) against the stand-in Bot API server
+(tests/servers/botapi.py) in its own process, which notes when each sendMessage arrived; Telegram's rate
+limits are lifted here (bench/broadcast measures those), so a burst of alerts to one chat is not spread out.
+`sink`: an in-process sink that notes the moment `deliver` is called (no HTTP).
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import re
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.measure import TREE
 from bot.records import Message
 from bot.settings import Settings
 from bot.sink import Sink
@@ -52,6 +59,8 @@ class DeliveryProbe:
         changed = asyncio.Event()
         if kind == "sink":
             return cls({"telegram": RecordingSink(arrivals, changed)}, arrivals, changed)
+        if kind == "telegram":
+            return await _TelegramProbe.start(settings, stack, arrivals, changed)
         raise ValueError(f"unknown delivery probe {kind!r}")
 
     async def wait_for(self, count: int, timeout: float) -> dict[str, float]:  # noqa: ASYNC109 - bench helper
@@ -60,12 +69,74 @@ class DeliveryProbe:
             async with asyncio.timeout(timeout):
                 while len(self._fresh()) < count:
                     self._changed.clear()
-                    await self._changed.wait()
+                    await self._refresh()
         except TimeoutError:
             pass
         fresh = self._fresh()
         self._taken.update(fresh)
         return fresh
 
+    async def _refresh(self) -> None:
+        await self._changed.wait()
+
     def _fresh(self) -> dict[str, Any]:
         return {k: v for k, v in self._arrivals.items() if k not in self._taken}
+
+
+FEED_TAG = re.compile(r"\bc\d+-f(\d+)\b")  # the tag `corpus.alert_item` puts in each story's title
+
+
+def _serve_botapi(conn: Connection) -> None:
+    """The stand-in in a child process: sends its URL; on each request, the sendMessages since the last one."""
+    from tests.servers.botapi import BotApi
+
+    with BotApi() as api:
+        conn.send(api.base_url)
+        reported = 0
+        while conn.recv() != "stop":
+            sent = [(s.text, time.time() - (time.monotonic() - s.at)) for s in api.sent[reported:]]
+            reported += len(sent)
+            conn.send([(t, at) for t, at in sent])  # monotonic arrival times as wall-clock times
+
+
+class _TelegramProbe(DeliveryProbe):
+    """Arrivals as the stand-in Bot API saw them, keyed by the feed named in each message's text."""
+
+    def __init__(self, sinks: Mapping[str, Sink], arrivals: dict[str, float], changed: asyncio.Event,
+                 conn: Connection) -> None:
+        super().__init__(sinks, arrivals, changed)
+        self._conn = conn
+
+    @classmethod
+    async def start(cls, settings: Settings, stack: AsyncExitStack, arrivals: dict[str, float],
+                    changed: asyncio.Event) -> _TelegramProbe:  # type: ignore[override]
+        from bot.ratelimit import BroadcastLimiter, Limits
+        from bot.subscribers import SqliteSubscribers
+        from bot.telegram import DEFAULT_CONCURRENCY, TelegramSink, make_bot
+        from tests.servers.botapi import TOKEN
+
+        ctx = multiprocessing.get_context("spawn")
+        conn, child = ctx.Pipe()
+        process = ctx.Process(target=_serve_botapi, args=(child,), daemon=True, name="bench-botapi")
+        process.start()
+        TREE.exclude.add(process.pid or 0)  # the stand-in's CPU and memory are not newsbot's
+        stack.callback(process.join, 5)
+        stack.callback(conn.send, "stop")
+        base_url = await asyncio.to_thread(conn.recv)
+        bot = make_bot(TOKEN, base_url, DEFAULT_CONCURRENCY)
+        stack.push_async_callback(bot.request.shutdown)
+        subscribers = SqliteSubscribers(settings.db)
+        stack.push_async_callback(subscribers.close)
+        unlimited = Limits(global_rate=1e6, global_burst=1000, private_rate=1e6, group_rate=1e6, chat_burst=1000,
+                           global_window=1_000_000)
+        sink = TelegramSink(bot, subscribers, BroadcastLimiter(unlimited), lambda: datetime.now(UTC),
+                            ("-1001000000001",), DEFAULT_CONCURRENCY)
+        return cls({"telegram": sink}, arrivals, changed, conn)
+
+    async def _refresh(self) -> None:
+        self._conn.send("sent")
+        for text, at in await asyncio.to_thread(self._conn.recv):
+            match = FEED_TAG.search(text)
+            if match:
+                self._arrivals.setdefault(f"bench-{int(match[1]):05d}", at)
+        await asyncio.sleep(0.05)  # polling the stand-in's record (arrival times are its own, not ours)

@@ -1,4 +1,7 @@
-"""CPU seconds and resident memory of this process and its children (a process pool), read from /proc."""
+"""CPU seconds and memory of this process and its children (the parse workers), read from /proc.
+
+Helper processes the bench starts itself (the stand-in Bot API) are excluded by pid.
+"""
 
 from __future__ import annotations
 
@@ -21,17 +24,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def process_tree(pid: int | None = None) -> list[int]:
-    """This process and all its live descendants."""
-    todo = [pid or os.getpid()]
-    seen: list[int] = []
-    while todo:
-        current = todo.pop()
-        seen.append(current)
-        todo.extend(_children(current))
-    return seen
-
-
 def _cpu(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -47,19 +39,8 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def tree_cpu() -> float:
-    """CPU seconds (user + system) of this process, its live children, and the children it has reaped."""
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return sum(_cpu(p) for p in process_tree()) + reaped.ru_utime + reaped.ru_stime
-
-
-def tree_rss() -> int:
-    """Resident bytes of this process and its live children, now."""
-    return sum(_rss(p) for p in process_tree())
-
-
 def _pss(pid: int) -> int:
-    """Proportional set size: shared pages (the forkserver's, the workers') split among their sharers."""
+    """Proportional set size: pages shared with other processes (forkserver, workers) split among them."""
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
@@ -69,15 +50,45 @@ def _pss(pid: int) -> int:
     return _rss(pid)
 
 
-def tree_pss() -> int:
-    """Proportional memory of this process and its live children, now (the honest sum for a process tree)."""
-    return sum(_pss(p) for p in process_tree())
+class ProcessTree:
+    """This process and its live descendants, minus `exclude` (and theirs)."""
+
+    def __init__(self) -> None:
+        self.exclude: set[int] = set()
+
+    def pids(self) -> list[int]:
+        todo = [os.getpid()]
+        seen: list[int] = []
+        while todo:
+            current = todo.pop()
+            if current in self.exclude:
+                continue
+            seen.append(current)
+            todo.extend(_children(current))
+        return seen
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) of the live tree and of the children this process has reaped."""
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return sum(_cpu(p) for p in self.pids()) + reaped.ru_utime + reaped.ru_stime
+
+    def rss(self) -> int:
+        """Resident bytes of the tree, summed (pages shared between processes count in each)."""
+        return sum(_rss(p) for p in self.pids())
+
+    def pss(self) -> int:
+        """Proportional bytes of the tree (shared pages split): the honest sum for a process tree."""
+        return sum(_pss(p) for p in self.pids())
+
+
+TREE = ProcessTree()
 
 
 class PeakRss:
-    """Samples RSS and PSS of the process tree every `interval` seconds in a thread; peaks in bytes."""
+    """Samples the tree's RSS, PSS and this process's RSS every `interval` seconds in a thread; peaks in bytes."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, tree: ProcessTree = TREE, interval: float = 0.05) -> None:
+        self.tree = tree
         self.interval = interval
         self.peak = 0
         self.peak_pss = 0
@@ -87,8 +98,8 @@ class PeakRss:
 
     def _run(self) -> None:
         while True:
-            self.peak = max(self.peak, tree_rss())
-            self.peak_pss = max(self.peak_pss, tree_pss())
+            self.peak = max(self.peak, self.tree.rss())
+            self.peak_pss = max(self.peak_pss, self.tree.pss())
             self.peak_main = max(self.peak_main, _rss(os.getpid()))
             if self._stop.wait(self.interval):
                 return
@@ -100,4 +111,5 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        self.peak_main = max(self.peak_main, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        self.peak = max(self.peak, self.peak_main)

@@ -17,7 +17,7 @@ from typing import Any
 import feedparser
 
 from bench.feedserver import ServerConfig, feed_urls
-from bench.measure import PeakRss, tree_cpu
+from bench.measure import TREE, PeakRss
 from feeds.baseline import KeywordBaseline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ class Baseline:
         self.rule = KeywordBaseline.from_dir(ROOT / "config")
 
     def cycle(self, alert_window: bool) -> tuple[dict[str, Any], dict[str, float]]:
-        cpu, wall = tree_cpu(), time.perf_counter()
+        cpu, wall = TREE.cpu(), time.perf_counter()
         sent: dict[str, float] = {}
         entries = 0
         for name, url, _lang in self.urls:
@@ -47,7 +47,7 @@ class Baseline:
                 if alert_window and self.rule.classify(entry.get("title", ""), entry.get("summary", "")).flag:
                     self.send(entry.get("title", ""))
                     sent.setdefault(name, time.time())
-        wall, cpu = time.perf_counter() - wall, tree_cpu() - cpu
+        wall, cpu = time.perf_counter() - wall, TREE.cpu() - cpu
         return {"wall_s": wall, "cpu_s": cpu, "items": entries, "alerts": len(sent)}, sent
 
     def send(self, text: str) -> None:

@@ -2,6 +2,9 @@
 
 Uses the product's own wiring (`build_app`, `poll_all`, `Outbox.run`) on a fresh state file, with replayed
 prices (Yahoo is never touched) and the console off. Prints one JSON object on standard output.
+
+The parse workers import this module as their `__main__` (multiprocessing's forkserver does that), so the
+service's heavy modules are imported inside `run`, as main.py does, not at the top.
 """
 
 from __future__ import annotations
@@ -16,19 +19,21 @@ import time
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bench.delivery import DeliveryProbe
 from bench.feedserver import ServerConfig, feed_urls
-from bench.measure import PeakRss, tree_cpu
-from bot.app import App, build_app, poll_all
+from bench.measure import TREE, PeakRss
 from bot.settings import load_settings
 from feeds.cluster import StoryIndex
 from feeds.fetch import Fetched, Fetcher
 from feeds.health import Validators
 from feeds.records import FeedSpec
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,9 +54,11 @@ class TimedFetcher(Fetcher):
 
 async def cycle(app: App) -> dict[str, Any]:
     """One poll of every feed: wall and CPU seconds, and what the polls saw."""
-    cpu, wall = tree_cpu(), time.perf_counter()
+    from bot.app import poll_all
+
+    cpu, wall = TREE.cpu(), time.perf_counter()
     reports = await poll_all(app)
-    wall, cpu = time.perf_counter() - wall, tree_cpu() - cpu
+    wall, cpu = time.perf_counter() - wall, TREE.cpu() - cpu
     statuses: dict[str, int] = {}
     for report in reports:
         statuses[report.status] = statuses.get(report.status, 0) + 1
@@ -79,6 +86,8 @@ async def change_cycle(app: App, fetcher: TimedFetcher, probe: DeliveryProbe, po
 async def run(
     spec: ServerConfig, port: int, warm: int, changes: int, first_change: int, probe_kind: str
 ) -> dict[str, Any]:
+    from bot.app import build_app
+
     with tempfile.TemporaryDirectory(prefix="newsbot-bench-") as tmp:
         base = load_settings(ROOT / "config", {})
         settings = replace(base, db=Path(tmp) / "state.sqlite3", chart_dir=Path(tmp) / "charts", console=False,
