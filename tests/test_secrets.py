@@ -23,6 +23,8 @@ from urllib.parse import quote
 import pytest
 import redis
 
+from tests.servers.botapi import TOKEN as WORKING_TOKEN
+from tests.servers.botapi import BotApi
 from tests.servers.feedserver import FeedServer, Route, rss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +155,12 @@ def written_files(workdir: Path) -> bytes:
 
 
 def run_bot(workdir: Path, feed_url: str, env_extra: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    command = [sys.executable, str(ROOT / "main.py"), "--config", str(ROOT / "config"), "run", "--once"]
+    return subprocess.run(command, cwd=workdir, env=_env(workdir, feed_url, env_extra), capture_output=True,
+                          timeout=90, check=False)
+
+
+def _env(workdir: Path, feed_url: str, env_extra: dict[str, str]) -> dict[str, str]:
     feeds = workdir / "feeds.toml"
     feeds.write_text(f'[[feed]]\nname = "wire"\nurl = "{feed_url}"\ninterval = 60\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSBOT_", "TELEGRAM_", "SLACK_", "REDIS_"))}
@@ -161,8 +169,7 @@ def run_bot(workdir: Path, feed_url: str, env_extra: dict[str, str]) -> subproce
                NEWSBOT_CHART_DIR=str(workdir / "charts"), NEWSBOT_QUOTE_TIMEOUT="0.5", TELEGRAM_CHAT_IDS="-100777",
                TELEGRAM_ADMIN_IDS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="default")
     env.update(env_extra)
-    command = [sys.executable, str(ROOT / "main.py"), "--config", str(ROOT / "config"), "run", "--once"]
-    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, timeout=90, check=False)
+    return env
 
 
 def assert_no_secret(where: str, blob: bytes, secrets: list[str]) -> None:
@@ -223,3 +230,28 @@ def test_redis_url_not_echoed_when_redis_refuses(
     assert result.returncode != 0 or b"pending" in result.stderr
     assert_no_secret("stdout", result.stdout, [url])
     assert_no_secret("stderr", result.stderr, [url, "wrong-" + REDIS_PASSWORD])
+
+
+def test_bot_commands_reveal_no_secret(tmp_path: Path, stand_ins: tuple[Echoing, str, str]) -> None:
+    """The service answering /start, /status and /feeds (as admin) through the Bot API stand-in, while Slack
+    fails: no reply, log line or file carries the token or a webhook."""
+    _, webhooks, feed_url = stand_ins
+    secrets = [WORKING_TOKEN, *webhooks.split(",")]
+    feeds = tmp_path / "feeds.toml"
+    with BotApi() as api:
+        env = _env(tmp_path, feed_url, {"TELEGRAM_BOT_TOKEN": WORKING_TOKEN, "TELEGRAM_API_BASE_URL": api.base_url,
+                                         "SLACK_WEBHOOK_URLS": webhooks, "TELEGRAM_ADMIN_IDS": "42"})
+        command = [sys.executable, str(ROOT / "main.py"), "--config", str(ROOT / "config"), "run"]
+        bot = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for text in ("/start", "/status", "/feeds"):
+                api.push_command(42, text)
+            replies = api.wait_sent(3, timeout=30)
+        finally:
+            bot.terminate()
+            out, err = bot.communicate(timeout=20)
+    assert feeds.exists() and len(replies) >= 3, err.decode()[-2000:]
+    assert_no_secret("replies", "\n".join(f"{s.markup}\n{s.text}" for s in api.sent).encode(), secrets)
+    assert_no_secret("stdout", out, secrets)
+    assert_no_secret("stderr", err, secrets)
+    assert_no_secret("files", written_files(tmp_path), secrets)
