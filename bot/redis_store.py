@@ -20,7 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from bot.codec import alert_from_dict, message_from_dict, message_to_dict
-from bot.errors import StoreError
+from bot.errors import ConfigError, StoreError
 from bot.records import Alert, Message, Source
 from bot.redis_scripts import ADD_DELIVERIES, PRUNE_SEEN, REQUEUE_PARKED, UPDATE_DELIVERY
 from bot.settings import Settings
@@ -48,8 +48,15 @@ def redis_client(url: str, *, socket_timeout: float = 5.0) -> Redis:
 
 
 def open_store(settings: Settings) -> StateStore:
-    """The shared Redis store when REDIS_URL is set, else the embedded SQLite file."""
-    if settings.redis_url:
+    """NEWSBOT_STORE: `redis` (shared; `auto` picks it when REDIS_URL is set) or the embedded SQLite file.
+
+    With the Redis store a Redis outage pauses polling and delivery until Redis returns (nothing is lost);
+    a single instance that must keep alerting through Redis outages sets NEWSBOT_STORE=sqlite and uses
+    Redis only for the stream.
+    """
+    if settings.store == "redis" or (settings.store == "auto" and settings.redis_url):
+        if not settings.redis_url:
+            raise ConfigError(["environment: NEWSBOT_STORE: 'redis' needs REDIS_URL"])
         return RedisStore.from_url(settings.redis_url)
     return SqliteStore(settings.db)
 

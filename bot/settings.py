@@ -26,6 +26,7 @@ class Settings:
     config_dir: Path
     feeds_file: Path
     db: Path
+    store: str
     market: str
     tickers: tuple[str, ...]
     alert_threshold: float
@@ -156,6 +157,7 @@ def _optional(value: Any) -> str | None:
 KEYS: tuple[_Key, ...] = (
     _Key("feeds_file", "NEWSBOT_FEEDS_FILE", _text),
     _Key("db", "NEWSBOT_DB", _text),
+    _Key("store", "NEWSBOT_STORE", _choice("auto", "sqlite", "redis")),
     _Key("market", "NEWSBOT_MARKET", _text),
     _Key("tickers", "NEWSBOT_TICKERS", _list),
     _Key("alert_threshold", "NEWSBOT_ALERT_THRESHOLD", _threshold),

@@ -80,3 +80,31 @@ class TestLoadFeeds:
         problems = info.value.problems
         assert len(problems) == 4
         assert any("ftp://x" in p for p in problems) and any("used twice" in p for p in problems)
+
+
+class TestStoreChoice:
+    @pytest.mark.parametrize(
+        ("env", "expected"),
+        [
+            ({}, "SqliteStore"),
+            ({"REDIS_URL": "redis://127.0.0.1:6379/9"}, "RedisStore"),
+            ({"REDIS_URL": "redis://127.0.0.1:6379/9", "NEWSBOT_STORE": "sqlite"}, "SqliteStore"),
+        ],
+        ids=["embedded-default", "auto-with-redis", "sqlite-beside-a-redis-stream"],
+    )
+    async def test_store_follows_the_setting(self, tmp_path: Path, env: dict[str, str], expected: str) -> None:
+        """NEWSBOT_STORE=auto uses Redis when REDIS_URL is set; sqlite keeps state local beside a Redis stream."""
+        from bot.redis_store import open_store
+
+        store = open_store(load_settings(CONFIG, {"NEWSBOT_DB": str(tmp_path / "s.db"), **env}))
+        try:
+            assert type(store).__name__ == expected
+        finally:
+            await store.close()
+
+    def test_redis_store_without_redis_url_is_an_error(self) -> None:
+        """Asking for the Redis store without REDIS_URL says what is missing."""
+        from bot.redis_store import open_store
+
+        with pytest.raises(ConfigError, match="REDIS_URL"):
+            open_store(load_settings(CONFIG, {"NEWSBOT_STORE": "redis"}))
