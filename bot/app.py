@@ -27,7 +27,7 @@ from bot.outbox import Outbox
 from bot.pipeline import Classify, Deps, PollConfig, PollReport, poll_once
 from bot.reaction import ReactionScheduler
 from bot.records import Message
-from bot.redis_store import open_store
+from bot.redis_store import RedisStore, open_store, redis_client
 from bot.settings import Settings
 from bot.sink import Sink
 from bot.sinks import Service, build_outputs
@@ -88,7 +88,7 @@ async def build_app(
     outputs = await build_outputs(settings, store, stack, clock, out)
     outputs.sinks.update(extra_sinks or {})
     metrics = Metrics(CollectorRegistry(), clock())
-    leases = await _leases(settings, stack)
+    leases = await _leases(settings, store, stack)
     outbox = Outbox(store, outputs.sinks, clock, on_result=metrics.on_delivery,
                     claims=DeliveryClaims(leases) if leases else None, redact=RedactSecrets(settings.secrets()).redact)
     market = market or price_source_from_setting(settings.market, clock)
@@ -121,12 +121,10 @@ async def build_app(
                sync)
 
 
-async def _leases(settings: Settings, stack: AsyncExitStack) -> Leases | None:
-    """With REDIS_URL, instances coordinate through leases in that Redis; without it there is one instance."""
-    if not settings.redis_url:
+async def _leases(settings: Settings, store: StateStore, stack: AsyncExitStack) -> Leases | None:
+    """With the shared Redis store, instances coordinate through leases in that Redis; else there is one instance."""
+    if not settings.redis_url or not isinstance(store, RedisStore):
         return None
-    from bot.redis_store import redis_client
-
     redis = redis_client(settings.redis_url)
     stack.push_async_callback(redis.aclose)
     return Leases(redis, instance_id())
@@ -175,8 +173,9 @@ async def reschedule_reactions(app: App) -> int:
     return count
 
 
-async def poll_all(app: App, concurrency: int = 50) -> list[PollReport]:
-    """Poll every feed once, concurrently (bounded)."""
+async def poll_all(app: App, concurrency: int = 20) -> list[PollReport]:
+    """Poll every feed once, concurrently (bounded: beyond ~20 the loop spends more CPU juggling connections
+    than waiting on them, and an alert's delivery queues behind more polls; see bench/README.md)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(feed: FeedSpec) -> PollReport:
