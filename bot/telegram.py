@@ -49,7 +49,7 @@ def make_bot(token: str, base_url: str, pool_size: int = DEFAULT_CONCURRENCY) ->
     """A bare Bot for sending: its HTTP pool is as large as the sink's concurrency (PTB #3950)."""
     request = HTTPXRequest(connection_pool_size=pool_size, pool_timeout=10.0, read_timeout=15.0,
                            media_write_timeout=30.0)
-    return Bot(token, base_url=base_url, request=request)
+    return Bot(token, base_url=base_url, request=request, get_updates_request=request)  # it never polls: one client
 
 
 def retry_seconds(exc: RetryAfter) -> float:
