@@ -2,7 +2,9 @@
 
 Telegram allows about 30 messages per second in all, 1 per second in a private chat and 20 per minute in a
 group. Each bucket is a GCRA ("virtual scheduling") token bucket: `reserve` books the next free slot at once
-and says how long to wait for it, so waiters are served first come, first served without a lock.
+and says how long to wait for it, so waiters are served first come, first served without a lock. On top, a
+rolling one-second window counts the sends as they really leave: when the event loop stalls (a SQLite
+checkpoint, a GC pause), the sends booked during the stall cannot leave in one burst and trip a 429.
 
 A flood signal (429) for one chat pauses only that chat; a global flood pauses the global bucket.
 """
