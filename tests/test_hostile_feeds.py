@@ -197,6 +197,16 @@ class TestFetchLimits:
         assert "unsupported Content-Encoding" in (outcome.hostile.error or "")
         assert_contained(outcome)
 
+    async def test_megabyte_of_headers_is_refused(
+        self, feed_server: FeedServer, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A response whose headers run to a megabyte is a protocol error, not a memory sink."""
+        route = Route(rss(OWN), headers={f"X-Pad-{i}": "p" * 1000 for i in range(1000)})
+        outcome = await poll_pair(feed_server, make_app, caplog, route)
+        assert outcome.hostile.status == "failed"
+        assert outcome.seconds < 3 and outcome.peak_bytes < 8 * LIMIT
+        assert_contained(outcome)
+
     async def test_one_byte_a_second_hits_the_total_deadline(
         self, feed_server: FeedServer, make_app: MakeApp, caplog: pytest.LogCaptureFixture
     ) -> None:
