@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from bot.app import build_app, serve
 from bot.metrics import Health, Metrics, MetricsServer, health_check
 from bot.pipeline import PollReport
+from bot.settings import Settings
 from bot.store import SqliteStore
 from feeds.health import FeedHealth, FeedState
+from feeds.records import FeedSpec
 from tests.factories import T0, make_message
+from tests.servers.feedserver import FeedServer, Route, rss
+from tests.test_app import Stream
+from tests.test_pipeline import FLAGGED
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -133,3 +144,29 @@ def test_health_body_is_short_json() -> None:
     """The body names the overall status and each check."""
     assert json.loads(Health(False, {"store": "no answer within 2s"}).body()) == {
         "status": "failing", "checks": {"store": "no answer within 2s"}}
+
+
+async def test_service_serves_its_own_metrics(feed_server: FeedServer, settings: Settings) -> None:
+    """A running service answers /healthz and counts its poll and its console delivery on /metrics."""
+    now = datetime.now(UTC)
+    story = {**FLAGGED, "pubDate": format_datetime(now - timedelta(minutes=1))}
+    spec = FeedSpec("a", feed_server.route("/a.xml", Route(rss(story))), interval_s=60)
+    out = Stream()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with AsyncExitStack() as stack:
+        app = await build_app(replace(settings, metrics_port=port), [spec], stack, out=out)
+        stop = asyncio.Event()
+        service = asyncio.create_task(serve(app, stop))
+        async with asyncio.timeout(15):
+            await out.alerted.wait()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            health = await client.get("/healthz")
+            text = (await client.get("/metrics")).text
+        stop.set()
+        async with asyncio.timeout(3):
+            await service
+    assert health.status_code == 200
+    assert 'newsbot_polls_total{feed="a",status="new"} 1.0' in text
+    assert 'newsbot_deliveries_total{outcome="delivered",sink="console"} 1.0' in text
