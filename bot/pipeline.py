@@ -73,6 +73,7 @@ class PollReport:
     parsed: bool = False
     error: str | None = None
     retry_in_s: float | None = None
+    prices_missing: bool = False  # a snapshot came back empty: later alerts of this poll do not wait again
 
 
 async def poll_once(deps: Deps, feed: FeedSpec) -> PollReport:
@@ -146,7 +147,8 @@ async def _alert_or_attach(deps: Deps, item: Item, verdict: Verdict, now: dateti
     ident = alert_id(item)
     cluster_id = match.cluster_id if match else ident
     tickers = tuple(dict.fromkeys((*deps.config.tickers, *verdict.tickers)))
-    quotes = await snapshot(deps.market, tickers, timeout=deps.config.quote_timeout)
+    quotes = () if report.prices_missing else await snapshot(deps.market, tickers, timeout=deps.config.quote_timeout)
+    report.prices_missing = not quotes  # a hung price source costs one quote_timeout per poll, not one per alert
     alert = Alert(ident, cluster_id, item, verdict, quotes, now, novelty=match.novelty if match else 1.0)
     added = await deps.outbox.enqueue(Message(ident, "alert", ident, alert))
     deps.stories.add(cluster_id, item, verdict, now)  # only once stored: a failed enqueue must not swallow it
