@@ -24,6 +24,7 @@ log = logging.getLogger("newsbot.outbox")
 
 RETRY_BASE_S = 2.0
 RETRY_CAP_S = 300.0
+ELSEWHERE_WAIT_S = 0.5  # due deliveries another instance is sending: look again after this, not at once
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
@@ -45,6 +46,7 @@ class DrainReport:
     delivered: int = 0
     retried: int = 0
     parked: int = 0
+    elsewhere: int = 0  # due, but another instance holds their claim
     by_sink: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -102,7 +104,7 @@ class Outbox:
 
         async def one(delivery: Delivery) -> None:
             async with gate:
-                if await self._claim(delivery):
+                if await self._claim(delivery, report):
                     await self._deliver(sink, delivery, report)
 
         await asyncio.gather(*(one(d) for d in batch))
@@ -117,7 +119,7 @@ class Outbox:
             if hold is not None and hold > self._clock():
                 await self._store.mark_retry(delivery, hold, "waiting for an earlier message", count_attempt=False)
                 continue
-            if not await self._claim(delivery):
+            if not await self._claim(delivery, report):
                 busy.add(delivery.target)
                 continue
             retry_at = await self._deliver(sink, delivery, report)
@@ -165,8 +167,11 @@ class Outbox:
         self._on_result(sink.name, "delivered", asyncio.get_running_loop().time() - started)
         return None
 
-    async def _claim(self, delivery: Delivery) -> bool:
-        return self._claims is None or await self._claims.claim(delivery)
+    async def _claim(self, delivery: Delivery, report: DrainReport) -> bool:
+        if self._claims is None or await self._claims.claim(delivery):
+            return True
+        report.elsewhere += 1
+        return False
 
     async def _settle(self, delivery: Delivery, finished: bool) -> None:
         if self._claims is not None:
@@ -183,15 +188,15 @@ class Outbox:
                 report = DrainReport()
             if report.delivered or report.retried or report.parked:
                 continue
-            await self._sleep(stop)
+            await self._sleep(stop, ELSEWHERE_WAIT_S if report.elsewhere else 0.0)
 
-    async def _sleep(self, stop: asyncio.Event) -> None:
+    async def _sleep(self, stop: asyncio.Event, at_least: float = 0.0) -> None:
         try:
             next_at = await self._store.next_due_at(list(self._sinks))
         except StoreError as exc:  # the store is down (Redis restarting): the loop must outlive it
             log.warning("outbox: %s; looking again in 5s", exc)
             next_at = None
-        timeout = 5.0 if next_at is None else max(0.0, (next_at - self._clock()).total_seconds())
+        timeout = 5.0 if next_at is None else max(at_least, (next_at - self._clock()).total_seconds())
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=min(timeout, 5.0), return_when=asyncio.FIRST_COMPLETED)

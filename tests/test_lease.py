@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from bot.lease import DeliveryClaims, LeaderElection, Leases, leader_service
-from bot.outbox import Outbox
+from bot.outbox import ELSEWHERE_WAIT_S, Outbox
 from bot.records import Message
 from bot.store import Delivery, SqliteStore
 from tests.factories import T0, make_message
@@ -280,3 +282,38 @@ async def test_app_runs_a_leader_service_on_one_instance(make_leases: Callable[[
     for services in instances:
         for service in services:
             await service.stop()
+
+
+class CountingStore(SqliteStore):
+    """Records when `due` is asked, and signals each time."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.asked: list[float] = []
+        self.changed = asyncio.Event()
+
+    async def due(self, now: datetime, sinks: Sequence[str], limit: int = 500) -> list[Delivery]:
+        self.asked.append(time.monotonic())
+        self.changed.set()
+        return await super().due(now, sinks, limit)
+
+
+async def test_outbox_does_not_spin_on_deliveries_claimed_elsewhere(
+    make_leases: Callable[[str], Leases], tmp_path: Path
+) -> None:
+    """A due delivery another instance holds is looked at again after a pause, not in a tight loop."""
+    store, sink = CountingStore(tmp_path / "s.db"), ConcurrentSink()
+    outbox = Outbox(store, {"rec": sink}, lambda: T0, claims=DeliveryClaims(make_leases("b")))
+    await outbox.enqueue(make_message("a_1"))
+    (pending,) = await SqliteStore.due(store, T0, ["rec"])
+    assert await DeliveryClaims(make_leases("a")).claim(pending)  # instance a is sending it
+    stop = asyncio.Event()
+    loop = asyncio.create_task(outbox.run(stop))
+    async with asyncio.timeout(3):
+        while len(store.asked) < 3:
+            store.changed.clear()
+            await store.changed.wait()
+    stop.set()
+    await loop
+    gaps = [b - a for a, b in itertools.pairwise(store.asked)]
+    assert min(gaps) >= ELSEWHERE_WAIT_S * 0.9 and sink.delivered == []
