@@ -400,3 +400,37 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(tmp_path: Path, feed_se
     console = titles_in((printed + second.stdout).decode().split("[ALERT]"))
     assert sorted(console) == sorted(s["title"] for s in STORIES)  # console: exactly once across both runs
     assert b"0 deliveries pending" in second.stderr
+
+
+def test_sigkill_with_redis_store_and_stream_then_restart(
+    tmp_path: Path, feed_server: FeedServer, own_redis: OwnRedis
+) -> None:
+    """With REDIS_URL (Redis store, stream, per-delivery claims): after a SIGKILL mid-delivery the stream holds
+    each alert once; the in-flight Slack delivery stays claimed by the dead process until its claim expires
+    (simulated by deleting the claim keys), is then delivered, and nothing is lost."""
+    url = feed_server.route("/wire.xml", Route(stories_feed(datetime.now(UTC))))
+    with SlackReceiver() as slack:
+        slack.script("/hook", *[Answer(delay=0.3)] + [Answer(delay=5.0)] + [Answer(delay=0.1)] * 6)
+        env = _bot_env(tmp_path, url, {"SLACK_WEBHOOK_URLS": slack.url("/hook"), "REDIS_URL": own_redis.url})
+        command = [sys.executable, str(ROOT / "main.py"), "--config", str(ROOT / "config"), "run", "--once"]
+        first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 start_new_session=True)
+        try:
+            slack.wait_for("/hook", 2, timeout=20)
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.communicate(timeout=10)
+        second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=60, check=False)
+        held = titles_in([json.dumps(p) for p in slack.payloads["/hook"]])
+        client = redis.Redis(port=own_redis.port)
+        claims = [k for k in client.scan_iter(match="*claim:*")]
+        client.delete(*claims)  # the dead process's claims expire (120 s) without the test waiting for it
+        client.close()
+        third = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=60, check=False)
+        delivered = titles_in([json.dumps(p) for p in slack.payloads["/hook"]])
+    assert second.returncode == 0 and third.returncode == 0, (second.stderr + third.stderr).decode()[-2000:]
+    assert b"1 deliveries pending" in second.stderr and held.count(STORIES[1]["title"]) == 1  # claimed: waits
+    assert b"0 deliveries pending" in third.stderr
+    assert sorted(set(delivered)) == sorted(s["title"] for s in STORIES)  # none lost
+    assert delivered.count(STORIES[1]["title"]) == 2 and len(delivered) == len(STORIES) + 1
+    assert sorted(e["title"] for e in own_redis.entries()) == sorted(s["title"] for s in STORIES)  # exactly once
