@@ -194,6 +194,7 @@ class ConcurrentSink:
     def __init__(self) -> None:
         self.delivered: list[str] = []
         self.gate = asyncio.Event()
+        self.arrived = asyncio.Event()
 
     async def targets(self, message: Message) -> Sequence[str]:
         return ("t1",)
@@ -201,6 +202,7 @@ class ConcurrentSink:
     async def deliver(self, message: Message, target: str, reply_to: str | None) -> str | None:
         await self.gate.wait()
         self.delivered.append(message.id)
+        self.arrived.set()
         return None
 
 
@@ -317,3 +319,39 @@ async def test_outbox_does_not_spin_on_deliveries_claimed_elsewhere(
     await loop
     gaps = [b - a for a, b in itertools.pairwise(store.asked)]
     assert min(gaps) >= ELSEWHERE_WAIT_S * 0.9 and sink.delivered == []
+
+
+class HangingSink(ConcurrentSink):
+    """Accepts the delivery and never answers: its instance dies mid-send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def deliver(self, message: Message, target: str, reply_to: str | None) -> str | None:
+        self.entered.set()
+        await asyncio.Event().wait()
+        return None
+
+
+async def test_delivery_of_a_dead_instance_is_taken_over(
+    make_leases: Callable[[str], Leases], tmp_path: Path
+) -> None:
+    """When the instance sending a delivery dies, another sends it once the claim runs out."""
+    store, hanging, survivor_sink = SqliteStore(tmp_path / "s.db"), HangingSink(), ConcurrentSink()
+    survivor_sink.gate.set()
+    doomed = Outbox(store, {"rec": hanging}, lambda: T0, claims=DeliveryClaims(make_leases("a"), ttl=0.3))
+    await doomed.enqueue(make_message("a_1"))
+    dying = asyncio.create_task(doomed.drain())
+    async with asyncio.timeout(3):
+        await hanging.entered.wait()
+    dying.cancel()  # the process is gone: no settle, the claim stays until it expires
+    survivor = Outbox(store, {"rec": survivor_sink}, lambda: T0, claims=DeliveryClaims(make_leases("b"), ttl=0.3))
+    assert (await survivor.drain()).elsewhere == 1
+    stop = asyncio.Event()
+    loop = asyncio.create_task(survivor.run(stop))
+    async with asyncio.timeout(3):
+        await survivor_sink.arrived.wait()
+    stop.set()
+    await loop
+    assert survivor_sink.delivered == ["a_1"]
