@@ -4,6 +4,7 @@ Examples are few and small so the whole file runs in a few seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +13,10 @@ from xml.sax.saxutils import escape
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.errors import FeedUnreadable
+from bot.errors import FeedUnreadable, UrlRefused
+from bot.urlguard import check_feed_url
 from feeds.classify import Classifier
-from feeds.parse import MAX_SUMMARY, MAX_TITLE, parse_feed, plain_text
+from feeds.parse import MAX_SUMMARY, MAX_TITLE, canonical_url, parse_feed, plain_text
 from feeds.records import FeedSpec, Item, Verdict
 from tests.render_checks import check_console, render_everywhere
 
@@ -126,3 +128,27 @@ def test_plain_text_is_plain(markup: str) -> None:
     assert len(text) <= 300 and "\n" not in text
     assert not INVISIBLE & set(text)
     check_console(text)
+
+
+async def _no_dns(host: str, port: int) -> list[str]:
+    raise OSError("no DNS in tests")
+
+
+@FAST
+@given(st.one_of(st.text(max_size=200), st.builds(lambda s, t: f"{s}://{t}",
+                                                   st.sampled_from(["http", "https", "HTTP", "file", ""]),
+                                                   st.text(max_size=100))))
+def test_url_guard_only_refuses(url: str) -> None:
+    """Any text as a feed URL: accepted as http(s), or refused with UrlRefused; never another exception."""
+    try:
+        accepted = asyncio.run(check_feed_url(url, resolve=_no_dns))
+    except UrlRefused:
+        return
+    assert accepted.lower().startswith(("http://", "https://"))
+
+
+@FAST
+@given(st.text(max_size=300))
+def test_canonical_url_never_raises(url: str) -> None:
+    """canonical_url takes any text and returns text without a fragment."""
+    assert "#" not in canonical_url("https://news.example/" + url)
