@@ -166,6 +166,7 @@ class Inflater:
         self._coding = codings[0] if codings else ""
         self._limit = limit
         self._size = 0
+        self._raw_tried = False
         self._zlib: zlib._Decompress | None = None
         if self._coding:
             self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 32)  # 32: gzip or zlib header, detected
@@ -182,11 +183,22 @@ class Inflater:
                 if self._zlib.eof:
                     break  # trailing bytes after the stream are ignored
         except zlib.error as exc:
-            if self._coding == "deflate" and self._size == 0 and not out:
-                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
-                return self.feed(data)
-            raise FeedError(f"body is not valid {self._coding}: {exc}") from None
+            fallback = self._mislabelled(data) if self._size == 0 and not out else None
+            if fallback is None:
+                raise FeedError(f"body is not valid {self._coding}: {exc}") from None
+            return fallback
         return b"".join(out)
+
+    def _mislabelled(self, data: bytes) -> bytes | None:
+        """Servers that label wrongly: raw deflate sent as "deflate"; plain XML sent as gzip or deflate."""
+        if data.lstrip()[:1] in {b"<", b"\xef"}:  # markup (or a UTF-8 BOM) after all
+            self._zlib = None
+            return self._count(data)
+        if self._coding == "deflate" and not self._raw_tried:
+            self._raw_tried = True
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self.feed(data)
+        return None
 
     def flush(self) -> bytes:
         return self._count(self._zlib.flush()) if self._zlib is not None else b""

@@ -178,14 +178,30 @@ class TestFetchLimits:
         assert outcome.seconds < 3 and outcome.peak_bytes < 8 * LIMIT
         assert_contained(outcome)
 
-    async def test_gzip_feed_within_limits_is_read(
+    @pytest.mark.parametrize(("encoding", "pack"), [
+        ("gzip", lambda b: zlib.compress(b, wbits=16 + zlib.MAX_WBITS)),
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS)),
+        ("gzip", lambda b: b),
+        ("deflate", lambda b: b),
+    ], ids=["gzip", "deflate-zlib", "deflate-raw", "plain-labelled-gzip", "plain-labelled-deflate"])
+    async def test_compressed_and_mislabelled_bodies_are_read(
+        self, feed_server: FeedServer, make_app: MakeApp, caplog: pytest.LogCaptureFixture, encoding: str,
+        pack: Callable[[bytes], bytes],
+    ) -> None:
+        """gzip, zlib and raw deflate are decoded; a plain body labelled as compressed is read as it is."""
+        route = Route(pack(rss(OWN)), headers={"Content-Encoding": encoding})
+        outcome = await poll_pair(feed_server, make_app, caplog, route)
+        assert len(outcome.hostile.alerts) == 1 and len(outcome.good.alerts) == 1
+
+    async def test_garbage_labelled_gzip_fails_cleanly(
         self, feed_server: FeedServer, make_app: MakeApp, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """An honest gzip-encoded feed is decoded by our own inflater and alerts."""
-        packed = zlib.compress(rss(OWN), wbits=16 + zlib.MAX_WBITS)
-        outcome = await poll_pair(feed_server, make_app, caplog, Route(packed, headers={"Content-Encoding": "gzip"}))
-        assert len(outcome.hostile.alerts) == 1
-        assert len(outcome.good.alerts) == 1 and outcome.lines == []
+        """Bytes that are neither gzip nor markup under Content-Encoding: gzip fail the fetch with a reason."""
+        outcome = await poll_pair(feed_server, make_app, caplog, Route(b"\x00\x01garbage" * 100,
+                                                                       headers={"Content-Encoding": "gzip"}))
+        assert "not valid gzip" in (outcome.hostile.error or "")
+        assert_contained(outcome)
 
     @pytest.mark.parametrize("encoding", ["br", "gzip, gzip", "compress"])
     async def test_unrequested_content_encoding_is_refused(
