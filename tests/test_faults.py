@@ -9,9 +9,7 @@ import io
 import json
 import logging
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,6 +48,8 @@ from feeds.records import FeedSpec
 from tests.factories import make_message
 from tests.servers.botapi import TOKEN, BotApi
 from tests.servers.feedserver import FeedServer, Route, rss
+from tests.servers.hangfront import HangFirst
+from tests.servers.redisproc import OwnRedis
 from tests.servers.slack import RATE_LIMITED, SERVER_ERROR, Answer, SlackReceiver
 from tests.telegram_kit import FAST, Clock
 
@@ -76,57 +76,6 @@ def stories_feed(now: datetime = NOW) -> bytes:
 def titles_in(texts: Sequence[str]) -> list[str]:
     """Which story each delivered text carries (one entry per delivery, so repeats show)."""
     return [s["title"] for text in texts for s in STORIES if s["title"] in text]
-
-
-# --- our own killable Redis -----------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class OwnRedis:
-    """A redis-server on a free port that this test may kill and restart (never the shared one on 6379)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("no redis-server binary to start a killable Redis")
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-                                      str(self.workdir), "--save", "", "--appendonly", "yes", "--appendfsync",
-                                      "always"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline and self.proc.poll() is None, "redis-server did not start"
-                time.sleep(0.02)  # polling a child process with a deadline; there is no event to wait on
-        client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def entries(self) -> list[dict[str, Any]]:
-        client = redis.Redis(port=self.port, decode_responses=True)
-        try:
-            return [json.loads(fields["alert"]) for _, fields in client.xrange(STREAM)]
-        finally:
-            client.close()
 
 
 @pytest.fixture
@@ -200,52 +149,6 @@ async def _drain_until_empty(outbox: Outbox, store: Any, clock: Clock,
 
 
 # --- Telegram time-outs ----------------------------------------------------------------------------------
-
-class HangFirst:
-    """A TCP front for the Bot API stand-in: the first `hang` connections are accepted and never answered,
-    later ones are piped through."""
-
-    def __init__(self, target_port: int, hang: int = 1) -> None:
-        self.target_port = target_port
-        self.hang = hang
-        self.hung = 0
-        self.release = asyncio.Event()
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> HangFirst:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release.set()
-        assert self.server is not None
-        self.server.close()
-
-    @property
-    def base_url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/bot"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.hung < self.hang:
-            self.hung += 1
-            await self.release.wait()
-        else:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        writer.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
-
 
 async def test_telegram_time_out_is_retried_and_delivered_once(tmp_path: Path) -> None:
     """A Bot API that never answers the first request: the send times out (bounded), is retried, arrives once."""
