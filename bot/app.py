@@ -15,11 +15,11 @@ from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry
-from redis.exceptions import RedisError
 
 from bot.chart import render_alert_chart
+from bot.cluster import Cluster, open_leases
 from bot.errors import StoreError
-from bot.lease import DeliveryClaims, Leases, instance_id, leader_service
+from bot.lease import DeliveryClaims
 from bot.logs import RedactSecrets, log_context
 from bot.market import PriceSource, price_source_from_setting
 from bot.metrics import Metrics, MetricsServer, health_check
@@ -27,7 +27,7 @@ from bot.outbox import Outbox
 from bot.pipeline import Classify, Deps, PollConfig, PollReport, poll_once
 from bot.reaction import ReactionScheduler
 from bot.records import Message
-from bot.redis_store import RedisStore, open_store, redis_client
+from bot.redis_store import open_store
 from bot.settings import Settings
 from bot.sink import Sink
 from bot.sinks import Service, build_outputs
@@ -42,8 +42,6 @@ from feeds.records import FeedSpec
 log = logging.getLogger("newsbot")
 
 SHUTDOWN_GRACE_S = 1.5
-FEED_LEASE_SLACK_S = 0.5  # a feed's lease outlasts its interval and jitter by this much: its holder keeps it
-LEADER_TTL_S = 15.0
 METRICS_REFRESH_S = 15.0
 Clock = Callable[[], datetime]
 
@@ -63,8 +61,7 @@ class App:
     reactions: ReactionScheduler
     services: tuple[Service, ...] = ()
     metrics: Metrics = field(default_factory=lambda: Metrics(CollectorRegistry(), utc_now()))
-    leases: Leases | None = None  # set when REDIS_URL is: several instances share the work
-    story_sync: StorySync | None = None  # with leases: stories other instances alerted reach our index
+    cluster: Cluster | None = None  # with the shared Redis store: several instances share the work
 
 
 async def build_app(
@@ -88,7 +85,7 @@ async def build_app(
     outputs = await build_outputs(settings, store, stack, clock, out)
     outputs.sinks.update(extra_sinks or {})
     metrics = Metrics(CollectorRegistry(), clock())
-    leases = await _leases(settings, store, stack)
+    leases = await open_leases(settings, store, stack)
     outbox = Outbox(store, outputs.sinks, clock, on_result=metrics.on_delivery,
                     claims=DeliveryClaims(leases) if leases else None, redact=RedactSecrets(settings.secrets()).redact)
     market = market or price_source_from_setting(settings.market, clock)
@@ -113,37 +110,11 @@ async def build_app(
         reactions=reactions,
         parser=parser,
     )
-    services = _cluster_services(outputs.services, leases, metrics)
+    cluster = Cluster(leases, StorySync(stories, store, clock), metrics, settings.poll_jitter) if leases else None
+    services = cluster.services(outputs.services) if cluster else list(outputs.services)
     if settings.metrics_port:
         services.append(MetricsServer(metrics, health_check(lambda: scheduler.running, store), settings.metrics_port))
-    sync = StorySync(stories, store, clock) if leases else None
-    return App(settings, tuple(feeds), deps, outbox, store, scheduler, reactions, tuple(services), metrics, leases,
-               sync)
-
-
-async def _leases(settings: Settings, store: StateStore, stack: AsyncExitStack) -> Leases | None:
-    """With the shared Redis store, instances coordinate through leases in that Redis; else there is one instance."""
-    if not settings.redis_url or not isinstance(store, RedisStore):
-        return None
-    redis = redis_client(settings.redis_url)
-    stack.push_async_callback(redis.aclose)
-    return Leases(redis, instance_id())
-
-
-def _cluster_services(services: Sequence[Service], leases: Leases | None, metrics: Metrics) -> list[Service]:
-    """A service that names a `leader_lease` (the Telegram getUpdates poller) runs on one instance at a time."""
-    wrapped: list[Service] = []
-    for service in services:
-        name = getattr(service, "leader_lease", None)
-        if leases is None or not name:
-            wrapped.append(service)
-            continue
-        wrapped.append(leader_service(service, leases, name, LEADER_TTL_S, on_change=_leader_gauge(metrics, name)))
-    return wrapped
-
-
-def _leader_gauge(metrics: Metrics, name: str) -> Callable[[bool], None]:
-    return lambda held: metrics.set_leader(name, held)
+    return App(settings, tuple(feeds), deps, outbox, store, scheduler, reactions, tuple(services), metrics, cluster)
 
 
 def _with_chart(
@@ -198,26 +169,11 @@ async def guarded_poll(app: App, feed: FeedSpec) -> PollReport:
     return report
 
 
-def feed_lease_ttl(feed: FeedSpec, jitter: float) -> float:
-    """Longer than the holder's gap between polls (interval + jitter), so the holder keeps its feed."""
-    return feed.interval_s + jitter + max(FEED_LEASE_SLACK_S, 0.05 * feed.interval_s)
-
-
 async def scheduled_poll(app: App, feed: FeedSpec) -> PollReport | None:
-    """A scheduled poll; with several instances, only the one that takes the feed's lease polls this interval."""
-    if app.leases is None:
+    """A scheduled poll; with several instances, only the one holding the feed's lease polls this interval."""
+    if app.cluster is None:
         return await guarded_poll(app, feed)
-    try:
-        ttl = feed_lease_ttl(feed, app.settings.poll_jitter)
-        async with app.leases.hold(f"feed:{feed.name}", ttl, release=False, sticky=True) as mine:
-            if mine:
-                await _sync_stories(app)
-                return await guarded_poll(app, feed)
-    except RedisError as exc:
-        log.warning("feed %s: lease unavailable (%s); skipped this interval", feed.name, exc, extra={"feed": feed.name})
-        return None
-    app.metrics.skipped_poll(feed.name)
-    return None
+    return await app.cluster.poll(feed, lambda: guarded_poll(app, feed))
 
 
 async def run_once(app: App, drain_timeout: float = 30.0, concurrency: int = 50) -> tuple[list[PollReport], int]:
@@ -270,24 +226,9 @@ async def serve(app: App, stop: asyncio.Event) -> None:
                 await service.stop()
         with suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(deliveries, SHUTDOWN_GRACE_S)  # let in-flight deliveries finish
-        await _release_feeds(app)
+        if app.cluster is not None:
+            await app.cluster.release_feeds(app.feeds)
         log.info("newsbot stopped; %d deliveries pending for next start", await app.store.outbox_depth())
-
-
-async def _sync_stories(app: App) -> None:
-    if app.story_sync is not None:
-        try:
-            await app.story_sync.sync()
-        except StoreError as exc:
-            log.warning("stories: cannot read recent alerts: %s", exc)
-
-
-async def _release_feeds(app: App) -> None:
-    """On a clean stop, hand our feeds over at once instead of when their leases run out."""
-    if app.leases is not None:
-        with suppress(RedisError):
-            for feed in app.feeds:
-                await app.leases.release(f"feed:{feed.name}")
 
 
 async def _refresh_metrics(app: App) -> None:

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.redis
 
 INTERVAL = 2.0
 JITTER = 0.2
-LEASE = INTERVAL + JITTER + 0.5  # bot.app.feed_lease_ttl: the holder keeps its feed while it lives
+LEASE = INTERVAL + JITTER + 0.5  # bot.cluster.feed_lease_ttl: the holder keeps its feed while it lives
 SLACK = 0.5  # scheduling and process latency allowed on top of the theoretical bounds
 
 STORIES = {

@@ -255,37 +255,6 @@ class TestDeliveryClaims:
         assert not await claims_b.claim(done)
 
 
-class PollerService(Recorder):
-    """A service that asks to run on one instance at a time, as the Telegram getUpdates poller does."""
-
-    leader_lease = "telegram-poller"
-
-
-async def test_app_runs_a_leader_service_on_one_instance(make_leases: Callable[[str], Leases]) -> None:
-    """Of two instances wrapping the same kind of service, only one starts it; a plain service runs on both."""
-    from prometheus_client import CollectorRegistry
-
-    from bot.app import _cluster_services
-    from bot.metrics import Metrics
-
-    pollers, plain = [PollerService(), PollerService()], [Recorder(), Recorder()]
-    metrics = [Metrics(CollectorRegistry(), T0) for _ in range(2)]
-    instances = [_cluster_services([pollers[n], plain[n]], make_leases(f"i{n}"), metrics[n]) for n in range(2)]
-    first = instances[0][0]
-    assert isinstance(first, LeaderElection)
-    for service in instances[0]:
-        await service.start()
-    await wait_changed(first)
-    for service in instances[1]:
-        await service.start()
-    assert [p.events for p in pollers] == [["start"], []]
-    assert [p.events for p in plain] == [["start"], ["start"]]
-    assert metrics[0].registry.get_sample_value("newsbot_leader", {"lease": "telegram-poller"}) == 1
-    for services in instances:
-        for service in services:
-            await service.stop()
-
-
 class CountingStore(SqliteStore):
     """Records when `due` is asked, and signals each time."""
 

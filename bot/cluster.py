@@ -1,0 +1,99 @@
+"""Several instances on one Redis: which instance polls a feed, sends a delivery, runs a one-only service.
+
+There is a `Cluster` only when the state store is the shared Redis store (bot/redis_store.py). Then:
+
+- a scheduled poll first takes (or, when this instance holds it, extends) the feed's lease for a little more
+  than the interval plus jitter, so the holder keeps its feed and polls it once per interval, and the others
+  skip; when the holder dies, its lease runs out and another instance takes the feed at its next scheduled poll;
+- before a poll, the story index learns the alerts other instances stored (`StorySync`);
+- deliveries are claimed one by one (`DeliveryClaims`, passed to the outbox by the app);
+- a service that names a `leader_lease` (the Telegram getUpdates poller) runs on one instance at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from bot.errors import StoreError
+from bot.lease import Leases, instance_id, leader_service
+from bot.metrics import Metrics
+from bot.pipeline import PollReport
+from bot.redis_store import RedisStore, redis_client
+from bot.settings import Settings
+from bot.sinks import Service
+from bot.store import StateStore
+from bot.story_sync import StorySync
+from feeds.records import FeedSpec
+
+log = logging.getLogger("newsbot.cluster")
+
+FEED_LEASE_SLACK_S = 0.5  # a feed's lease outlasts its interval and jitter by this much: its holder keeps it
+LEADER_TTL_S = 15.0
+
+
+def feed_lease_ttl(feed: FeedSpec, jitter: float) -> float:
+    """Longer than the holder's gap between polls (interval + jitter), so the holder keeps its feed."""
+    return feed.interval_s + jitter + max(FEED_LEASE_SLACK_S, 0.05 * feed.interval_s)
+
+
+async def open_leases(settings: Settings, store: StateStore, stack: AsyncExitStack) -> Leases | None:
+    """Leases in Redis when the state store is the shared Redis store; None for a lone instance."""
+    if not settings.redis_url or not isinstance(store, RedisStore):
+        return None
+    redis = redis_client(settings.redis_url)
+    stack.push_async_callback(redis.aclose)
+    return Leases(redis, instance_id())
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    leases: Leases
+    stories: StorySync
+    metrics: Metrics
+    jitter: float
+
+    async def poll(self, feed: FeedSpec, poll: Callable[[], Awaitable[PollReport]]) -> PollReport | None:
+        """Runs `poll` if this instance takes or holds the feed's lease; None when another instance has it."""
+        try:
+            ttl = feed_lease_ttl(feed, self.jitter)
+            async with self.leases.hold(f"feed:{feed.name}", ttl, release=False, sticky=True) as mine:
+                if mine:
+                    await self._sync_stories()
+                    return await poll()
+        except RedisError as exc:
+            log.warning("feed %s: lease unavailable (%s); skipped this interval", feed.name, exc,
+                        extra={"feed": feed.name})
+            return None
+        self.metrics.skipped_poll(feed.name)
+        return None
+
+    async def _sync_stories(self) -> None:
+        try:
+            await self.stories.sync()
+        except StoreError as exc:
+            log.warning("stories: cannot read recent alerts: %s", exc)
+
+    async def release_feeds(self, feeds: Sequence[FeedSpec]) -> None:
+        """On a clean stop, hand our feeds over at once instead of when their leases run out."""
+        with suppress(RedisError):
+            for feed in feeds:
+                await self.leases.release(f"feed:{feed.name}")
+
+    def services(self, services: Sequence[Service]) -> list[Service]:
+        """Services that name a `leader_lease` are wrapped to run on one instance at a time."""
+        return [self._wrap(service) for service in services]
+
+    def _wrap(self, service: Service) -> Service:
+        name = getattr(service, "leader_lease", None)
+        if not name:
+            return service
+        return leader_service(service, self.leases, name, LEADER_TTL_S, on_change=_leader_gauge(self.metrics, name))
+
+
+def _leader_gauge(metrics: Metrics, name: str) -> Callable[[bool], None]:
+    return lambda held: metrics.set_leader(name, held)
