@@ -6,7 +6,8 @@ and says how long to wait for it, so waiters are served first come, first served
 rolling one-second window counts the sends as they really leave: when the event loop stalls (a SQLite
 checkpoint, a GC pause), the sends booked during the stall cannot leave in one burst and trip a 429.
 
-A flood signal (429) for one chat pauses only that chat; a global flood pauses the global bucket.
+A flood signal (429) for one chat pauses only that chat; a global flood pauses the global bucket, and
+repeated global floods lower the global rate (to 85 %), which creeps back (+1/s per calm 20 s) to the setting.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+FLOOD_MEMORY_S = 10.0  # two global floods this close: the real limit is below ours
+SLOW_DOWN = 0.85
+CALM_S = 20.0  # this long without a flood: speed up again
+SPEED_UP = 1.0  # messages per second
+MIN_RATE = 1.0
 
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -61,6 +68,9 @@ class Bucket:
         """Nothing goes out for `seconds` (a 429's retry_after)."""
         self._tat = max(self._tat, now + seconds + (self._burst - 1) * self._interval)
 
+    def set_rate(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+
     def idle(self, now: float) -> bool:
         """True when the bucket is full again (it can be forgotten)."""
         return self._tat <= now
@@ -84,6 +94,8 @@ class BroadcastLimiter:
         self._sleep = sleep
         self._global = Bucket(self.limits.global_rate, self.limits.global_burst)
         self._global_paused_until = 0.0
+        self._rate = self.limits.global_rate
+        self._last_flood = self._last_change = -FLOOD_MEMORY_S
         self._sent: deque[float] = deque()
         self._chats: dict[str, Bucket] = {}
         self._max_chats = max_chats
@@ -109,6 +121,7 @@ class BroadcastLimiter:
         if wait > self.limits.max_inline_wait:
             raise ChatBusy(wait)
         await self._wait(chat.reserve(self._now()))
+        self._recover(self._now())
         while True:
             await self._wait(self._global.reserve(self._now()))
             if self._now() >= self._global_paused_until:
@@ -141,9 +154,32 @@ class BroadcastLimiter:
         global_flood = chat.last_wait == 0.0
         chat.pause(now, seconds)
         if global_flood:
-            self._global.pause(now, seconds)
-            self._global_paused_until = max(self._global_paused_until, now + seconds)
+            self._global_flood(now, seconds)
         return global_flood
+
+    def _global_flood(self, now: float, seconds: float) -> None:
+        """Pause everyone; a second flood soon after the first means the real limit is lower: slow down."""
+        if now >= self._global_paused_until:  # 429s of the sends already in flight are the same flood
+            if now - self._last_flood < FLOOD_MEMORY_S:
+                self._set_rate(max(MIN_RATE, self._rate * SLOW_DOWN))
+            self._last_flood = now
+        self._global.pause(now, seconds)
+        self._global_paused_until = max(self._global_paused_until, now + seconds)
+
+    def _recover(self, now: float) -> None:
+        """After a calm spell, creep back towards the configured rate."""
+        if self._rate < self.limits.global_rate and now - max(self._last_flood, self._last_change) >= CALM_S:
+            self._set_rate(min(self.limits.global_rate, self._rate + SPEED_UP))
+
+    def _set_rate(self, rate: float) -> None:
+        self._rate = rate
+        self._last_change = self._now()
+        self._global.set_rate(rate)
+
+    @property
+    def rate(self) -> float:
+        """The global rate now (lower than configured for a while after repeated floods)."""
+        return self._rate
 
     def chat_delay(self, chat_id: str) -> float:
         """Seconds before `chat_id` may receive again (0 when free)."""

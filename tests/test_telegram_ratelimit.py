@@ -73,3 +73,19 @@ class TestFlood:
         start = clock.monotonic()
         await lim.acquire("43")
         assert clock.monotonic() - start == pytest.approx(2.0, abs=0.01)
+
+    async def test_repeated_floods_slow_down_then_recover(self, clock: Clock) -> None:
+        """Two global floods within seconds lower the rate; calm brings it back to the setting."""
+        lim = limiter(clock, global_rate=30)
+        await lim.acquire("1")
+        lim.flooded("1", 1)
+        lim.flooded("1", 1)  # the same flood: another in-flight send refused
+        assert lim.rate == 30
+        clock.advance(3)
+        await lim.acquire("2")
+        lim.flooded("2", 1)
+        assert lim.rate == pytest.approx(25.5)
+        for step in range(6):
+            clock.advance(21)
+            await lim.acquire(str(100 + step))
+        assert lim.rate == 30
