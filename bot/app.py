@@ -43,6 +43,7 @@ log = logging.getLogger("newsbot")
 
 SHUTDOWN_GRACE_S = 1.5
 METRICS_REFRESH_S = 15.0
+ADOPT_REACTIONS_S = 60.0
 Clock = Callable[[], datetime]
 
 
@@ -210,6 +211,9 @@ async def serve(app: App, stop: asyncio.Event) -> None:
     if app.settings.metrics_port:
         scheduler.add_job(_refresh_metrics, "interval", args=(app,), seconds=METRICS_REFRESH_S, id="metrics",
                           next_run_time=app.deps.clock())
+    if app.cluster is not None:
+        scheduler.add_job(app.cluster.adopt_late_reactions, "interval", seconds=ADOPT_REACTIONS_S, id="adopt-reactions",
+                          args=(app.store, app.reactions, app.settings.reaction_minutes, app.deps.clock))
     scheduler.start()
     await reschedule_reactions(app)
     for service in app.services:

@@ -7,7 +7,8 @@ There is a `Cluster` only when the state store is the shared Redis store (bot/re
   skip; when the holder dies, its lease runs out and another instance takes the feed at its next scheduled poll;
 - before a poll, the story index learns the alerts other instances stored (`StorySync`);
 - deliveries are claimed one by one (`DeliveryClaims`, passed to the outbox by the app);
-- a service that names a `leader_lease` (the Telegram getUpdates poller) runs on one instance at a time.
+- a service that names a `leader_lease` (the Telegram getUpdates poller) runs on one instance at a time;
+- market-reaction follow-ups that are late (their instance died) are taken over by one surviving instance.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
@@ -23,6 +26,7 @@ from bot.errors import StoreError
 from bot.lease import Leases, instance_id, leader_service
 from bot.metrics import Metrics
 from bot.pipeline import PollReport
+from bot.records import Alert
 from bot.redis_store import RedisStore, redis_client
 from bot.settings import Settings
 from bot.sinks import Service
@@ -34,6 +38,14 @@ log = logging.getLogger("newsbot.cluster")
 
 FEED_LEASE_SLACK_S = 0.5  # a feed's lease outlasts its interval and jitter by this much: its holder keeps it
 LEADER_TTL_S = 15.0
+REACTION_LATE = timedelta(minutes=2)  # a follow-up this late has lost its instance: another one sends it
+REACTION_LEASE_S = 600.0
+
+
+class FollowUps(Protocol):
+    """The reaction scheduler (bot/reaction.py), as far as taking over a follow-up needs it."""
+
+    def schedule(self, alert: Alert, only: Sequence[int] | None = None) -> None: ...
 
 
 def feed_lease_ttl(feed: FeedSpec, jitter: float) -> float:
@@ -83,6 +95,28 @@ class Cluster:
         with suppress(RedisError):
             for feed in feeds:
                 await self.leases.release(f"feed:{feed.name}")
+
+    async def adopt_reactions(self, store: StateStore, follow_ups: FollowUps, minutes: Sequence[int],
+                              now: datetime) -> int:
+        """Schedules here, at once, the follow-ups that are late and not stored; one instance takes each one."""
+        horizon = timedelta(minutes=max(minutes, default=0)) + REACTION_LATE * 5
+        adopted = 0
+        for alert in await store.recent_alerts(now - horizon):
+            for late in [m for m in minutes if now - (alert.detected_at + timedelta(minutes=m)) >= REACTION_LATE]:
+                key = f"{alert.id}:r{late}"
+                if await store.message(key) is None and await self.leases.acquire(f"reaction:{key}", REACTION_LEASE_S):
+                    log.info("reaction %s: late, taken over", key, extra={"alert": alert.id})
+                    follow_ups.schedule(alert, [late])
+                    adopted += 1
+        return adopted
+
+    async def adopt_late_reactions(self, store: StateStore, follow_ups: FollowUps, minutes: Sequence[int],
+                                   clock: Callable[[], datetime]) -> None:
+        """The periodic job around `adopt_reactions`: a Redis or store outage is logged, and tried next time."""
+        try:
+            await self.adopt_reactions(store, follow_ups, minutes, clock())
+        except (RedisError, StoreError) as exc:
+            log.warning("reactions: cannot look for late follow-ups: %s", exc)
 
     def services(self, services: Sequence[Service]) -> list[Service]:
         """Services that name a `leader_lease` are wrapped to run on one instance at a time."""

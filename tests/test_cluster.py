@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,11 +16,12 @@ from bot.cluster import Cluster, feed_lease_ttl
 from bot.lease import LeaderElection, Leases
 from bot.metrics import Metrics
 from bot.pipeline import PollReport
+from bot.records import Alert
 from bot.store import SqliteStore
 from bot.story_sync import StorySync
 from feeds.cluster import StoryIndex
 from feeds.records import FeedSpec
-from tests.factories import T0
+from tests.factories import T0, make_message
 from tests.test_lease import DB, Recorder, wait_changed
 
 pytestmark = pytest.mark.redis
@@ -103,3 +106,41 @@ async def test_leader_service_runs_on_one_instance(make_cluster: Callable[[str],
     for services in instances:
         for service in services:
             await service.stop()
+
+
+class FollowUps:
+    """Records which follow-ups were scheduled here."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[str, tuple[int, ...]]] = []
+
+    def schedule(self, alert: Alert, only: Sequence[int] | None = None) -> None:
+        self.scheduled.append((alert.id, tuple(only or ())))
+
+
+async def test_late_follow_up_is_taken_over_by_one_instance(
+    make_cluster: Callable[[str], Cluster], tmp_path: Path
+) -> None:
+    """A +15 min follow-up still missing two minutes after it was due is scheduled on exactly one instance."""
+    store = SqliteStore(tmp_path / "shared.db")
+    await store.add_message(make_message("a_1"), [], T0)  # its instance died before the follow-up
+    now = T0 + timedelta(minutes=17)
+    first, second = FollowUps(), FollowUps()
+    assert await make_cluster("a").adopt_reactions(store, first, (15, 60), now) == 1
+    assert await make_cluster("b").adopt_reactions(store, second, (15, 60), now) == 0
+    assert first.scheduled == [("a_1", (15,))] and second.scheduled == []
+    await store.close()
+
+
+async def test_follow_up_on_time_or_sent_is_left_alone(make_cluster: Callable[[str], Cluster], tmp_path: Path) -> None:
+    """A follow-up not yet late, or already stored, is not taken over."""
+    store = SqliteStore(tmp_path / "shared.db")
+    alert = make_message("a_1")
+    await store.add_message(alert, [], T0)
+    follow_ups = FollowUps()
+    cluster = make_cluster("a")
+    assert await cluster.adopt_reactions(store, follow_ups, (15,), T0 + timedelta(minutes=16)) == 0
+    await store.add_message(replace(alert, id="a_1:r15", kind="reaction"), [], T0 + timedelta(minutes=15))
+    assert await cluster.adopt_reactions(store, follow_ups, (15,), T0 + timedelta(minutes=20)) == 0
+    assert follow_ups.scheduled == []
+    await store.close()
