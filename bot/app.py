@@ -87,8 +87,11 @@ async def build_app(
     outputs.sinks.update(extra_sinks or {})
     metrics = Metrics(CollectorRegistry(), clock())
     leases = await open_leases(settings, store, stack)
-    outbox = Outbox(store, outputs.sinks, clock, on_result=metrics.on_delivery,
-                    claims=DeliveryClaims(leases) if leases else None, redact=RedactSecrets(settings.secrets()).redact)
+    claims = DeliveryClaims(leases) if leases else None
+    if claims is not None:
+        stack.callback(claims.close)
+    outbox = Outbox(store, outputs.sinks, clock, on_result=metrics.on_delivery, claims=claims,
+                    redact=RedactSecrets(settings.secrets()).redact)
     market = market or price_source_from_setting(settings.market, clock)
     scheduler = AsyncIOScheduler(timezone=UTC)
     reactions = ReactionScheduler(scheduler, market, clock, _with_chart(outbox.enqueue, market, settings.chart_dir),

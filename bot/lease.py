@@ -35,7 +35,8 @@ DEFAULT_PREFIX = "newsbot"
 
 RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  return 1
 end
 return 0
 """
@@ -94,7 +95,7 @@ class Leases:
         return bool(await self._take(keys=[self.key(name)], args=[self.owner, _ms(ttl)]))
 
     async def renew(self, name: str, ttl: float) -> bool:
-        """Extend the lease to `ttl` seconds from now, only if we still hold it."""
+        """Extend the lease to at least `ttl` seconds from now (never shorten it), only if we still hold it."""
         return bool(await self._renew(keys=[self.key(name)], args=[self.owner, _ms(ttl)]))
 
     async def release(self, name: str) -> bool:
@@ -113,7 +114,7 @@ class Leases:
         if not await (self.take(name, ttl) if sticky else self.acquire(name, ttl)):
             yield False
             return
-        keeper = asyncio.create_task(self._keep(name, ttl), name=f"lease:{name}")
+        keeper = asyncio.create_task(self.keep(name, ttl), name=f"lease:{name}")
         try:
             yield True
         finally:
@@ -124,8 +125,11 @@ class Leases:
                 with suppress(RedisError):
                     await self.release(name)
 
-    async def _keep(self, name: str, ttl: float) -> None:
-        while True:
+    async def keep(self, name: str, ttl: float, at_most: float | None = None) -> None:
+        """Renew the lease every ttl/3 until cancelled or lost (or, given `at_most`, after that many seconds)."""
+        loop = asyncio.get_running_loop()
+        until = None if at_most is None else loop.time() + at_most
+        while until is None or loop.time() < until:
             await asyncio.sleep(ttl / 3)
             try:
                 if not await self.renew(name, ttl):
@@ -206,30 +210,41 @@ class LeaderElection:
 class DeliveryClaims:
     """Per-delivery claims for an outbox several instances drain (`bot.outbox.Claims`).
 
-    An instance delivers only what it claimed (`claim:{message}:{sink}:{target}`, `ttl` seconds: longer than
-    any one delivery takes). After a delivery the claim stays `done_ttl` seconds as a marker,
-    so an instance whose list of due deliveries was read before the other finished does not repeat it; after
-    a retry or a parking it is released at once, so whoever is free retries when the delivery is due again.
-    A crashed instance's claims expire after `ttl`, and its deliveries are taken over.
+    An instance delivers only what it claimed (`claim:{message}:{sink}:{target}`, for `ttl` seconds, renewed
+    while the send lasts, e.g. behind a Telegram flood wait, for at most `max_hold`). After a delivery the claim
+    stays `done_ttl` seconds as a marker, so an instance whose list of due deliveries was read before the other
+    finished does not repeat it; after a retry or a parking it is released at once, so whoever is free retries
+    when the delivery is due again. A crashed instance's claims expire after `ttl`: its sends are taken over.
     """
 
-    def __init__(self, leases: Leases, ttl: float = 120.0, done_ttl: float = 600.0) -> None:
+    def __init__(self, leases: Leases, ttl: float = 30.0, done_ttl: float = 600.0, max_hold: float = 900.0) -> None:
         self._leases = leases
         self._ttl = ttl
         self._done_ttl = done_ttl
+        self._max_hold = max_hold
+        self._keepers: dict[str, asyncio.Task[None]] = {}
 
     @staticmethod
     def name(delivery: Delivery) -> str:
         return f"claim:{delivery.message_id}:{delivery.sink}:{delivery.target}"
 
     async def claim(self, delivery: Delivery) -> bool:
+        name = self.name(delivery)
         try:
-            return await self._leases.acquire(self.name(delivery), self._ttl)
+            claimed = await self._leases.acquire(name, self._ttl)
         except RedisError as exc:
             raise StoreError(f"delivery claims: Redis: {exc}") from exc
+        if claimed:
+            self._keepers[name] = asyncio.create_task(self._leases.keep(name, self._ttl, self._max_hold))
+        return claimed
 
     async def settle(self, delivery: Delivery, finished: bool) -> None:
         """Keep the claim as a done-marker when `finished`, else let it go for a later retry."""
+        keeper = self._keepers.pop(self.name(delivery), None)
+        if keeper is not None:
+            keeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await keeper
         try:
             if finished:
                 await self._leases.renew(self.name(delivery), self._done_ttl)
@@ -237,6 +252,12 @@ class DeliveryClaims:
                 await self._leases.release(self.name(delivery))
         except RedisError as exc:
             raise StoreError(f"delivery claims: Redis: {exc}") from exc
+
+    def close(self) -> None:
+        """Stop renewing every claim (on shutdown; their deliveries are taken over when the claims run out)."""
+        for keeper in self._keepers.values():
+            keeper.cancel()
+        self._keepers.clear()
 
 
 def leader_service(service: Any, leases: Leases, name: str, ttl: float = 15.0,

@@ -244,6 +244,21 @@ class TestDeliveryClaims:
         assert (await second.drain()).delivered == 0
         assert sink.delivered == ["a_1"]
 
+    async def test_claim_is_renewed_while_the_send_lasts(
+        self, make_leases: Callable[[str], Leases], redis: Redis
+    ) -> None:
+        """A send that outlasts the claim's ttl (a flood wait) keeps its claim; the done-marker is not shortened."""
+        claims_a, claims_b = DeliveryClaims(make_leases("a"), ttl=0.15), DeliveryClaims(make_leases("b"))
+        delivery = Delivery("m1", "rec", "t1")
+        assert await claims_a.claim(delivery)
+        started = time.monotonic()
+        while time.monotonic() - started < 0.5:
+            assert not await claims_b.claim(delivery)
+            await asyncio.sleep(0.02)
+        await claims_a.settle(delivery, finished=True)
+        key = make_leases("a").key(DeliveryClaims.name(delivery))
+        assert await redis.pttl(key) > 500_000
+
     async def test_retry_releases_the_claim(self, make_leases: Callable[[str], Leases]) -> None:
         """A delivery that will be retried is released at once; a delivered one stays claimed."""
         claims_a, claims_b = DeliveryClaims(make_leases("a")), DeliveryClaims(make_leases("b"))
@@ -277,7 +292,8 @@ async def test_outbox_does_not_spin_on_deliveries_claimed_elsewhere(
     outbox = Outbox(store, {"rec": sink}, lambda: T0, claims=DeliveryClaims(make_leases("b")))
     await outbox.enqueue(make_message("a_1"))
     (pending,) = await SqliteStore.due(store, T0, ["rec"])
-    assert await DeliveryClaims(make_leases("a")).claim(pending)  # instance a is sending it
+    sender = DeliveryClaims(make_leases("a"))
+    assert await sender.claim(pending)  # instance a is sending it
     stop = asyncio.Event()
     loop = asyncio.create_task(outbox.run(stop))
     async with asyncio.timeout(3):
@@ -286,6 +302,7 @@ async def test_outbox_does_not_spin_on_deliveries_claimed_elsewhere(
             await store.changed.wait()
     stop.set()
     await loop
+    sender.close()
     gaps = [b - a for a, b in itertools.pairwise(store.asked)]
     assert min(gaps) >= ELSEWHERE_WAIT_S * 0.9 and sink.delivered == []
 
@@ -309,12 +326,14 @@ async def test_delivery_of_a_dead_instance_is_taken_over(
     """When the instance sending a delivery dies, another sends it once the claim runs out."""
     store, hanging, survivor_sink = SqliteStore(tmp_path / "s.db"), HangingSink(), ConcurrentSink()
     survivor_sink.gate.set()
-    doomed = Outbox(store, {"rec": hanging}, lambda: T0, claims=DeliveryClaims(make_leases("a"), ttl=0.3))
+    doomed_claims = DeliveryClaims(make_leases("a"), ttl=0.3)
+    doomed = Outbox(store, {"rec": hanging}, lambda: T0, claims=doomed_claims)
     await doomed.enqueue(make_message("a_1"))
     dying = asyncio.create_task(doomed.drain())
     async with asyncio.timeout(3):
         await hanging.entered.wait()
-    dying.cancel()  # the process is gone: no settle, the claim stays until it expires
+    dying.cancel()  # the process is gone: no settle, no renewal; the claim stays until it expires
+    doomed_claims.close()
     survivor = Outbox(store, {"rec": survivor_sink}, lambda: T0, claims=DeliveryClaims(make_leases("b"), ttl=0.3))
     assert (await survivor.drain()).elsewhere == 1
     stop = asyncio.Event()
