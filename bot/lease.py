@@ -7,7 +7,8 @@ release it (a Lua check-and-set), and a crashed owner's lease simply expires. Us
   instance that holds a feed keeps polling it once per interval, and when that instance dies another takes the
   feed at its first scheduled poll after the lease expires;
 - a leader lease (`LeaderElection`), e.g. for the one Telegram getUpdates poller a bot token allows;
-- a per-delivery claim, so two instances draining one shared outbox never both deliver one delivery.
+- a per-delivery claim, so two instances draining one shared outbox never both deliver one delivery;
+- a lease per late market-reaction follow-up, so one surviving instance sends what a dead one planned.
 
 Each key is read and written alone (no multi-key command or script), so the names work on Redis Cluster.
 """
