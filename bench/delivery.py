@@ -23,6 +23,13 @@ from bot.records import Message
 from bot.settings import Settings
 from bot.sink import Sink
 
+STORY_TAG = re.compile(r"\bc\d+-f\d+\b")  # `corpus.alert_item` tags each story "c<cycle>-f<feed index>"
+
+
+def story_feed(tag: str) -> int:
+    """The feed index of an arrival's story tag."""
+    return int(tag.rsplit("-f", 1)[1])
+
 
 class RecordingSink:
     """A `Sink` that records when each alert reached it, keyed by the item's feed."""
@@ -39,13 +46,18 @@ class RecordingSink:
         return ["bench-chat"]
 
     async def deliver(self, message: Message, target: str, reply_to: str | None) -> str | None:
-        self._arrivals.setdefault(message.alert.item.feed, time.time())
+        match = STORY_TAG.search(message.alert.item.title)
+        if match:
+            self._arrivals.setdefault(match[0], time.time())
         self._changed.set()
         return None
 
 
 class DeliveryProbe:
-    """The sinks to add to the app, and `wait_for(n)`: arrivals since the last call, once n have come."""
+    """The sinks to add to the app, and `wait_for(n)`: arrivals since the last call, once n have come.
+
+    Arrivals are keyed by story tag ("c<cycle>-f<feed index>"), valued by wall-clock time.
+    """
 
     def __init__(self, sinks: Mapping[str, Sink], arrivals: dict[str, float], changed: asyncio.Event) -> None:
         self.sinks = dict(sinks)
@@ -83,7 +95,6 @@ class DeliveryProbe:
         return {k: v for k, v in self._arrivals.items() if k not in self._taken}
 
 
-FEED_TAG = re.compile(r"\bc\d+-f(\d+)\b")  # the tag `corpus.alert_item` puts in each story's title
 
 
 def _serve_botapi(conn: Connection) -> None:
@@ -136,7 +147,7 @@ class _TelegramProbe(DeliveryProbe):
     async def _refresh(self) -> None:
         self._conn.send("sent")
         for text, at in await asyncio.to_thread(self._conn.recv):
-            match = FEED_TAG.search(text)
+            match = STORY_TAG.search(text)
             if match:
-                self._arrivals.setdefault(f"bench-{int(match[1]):05d}", at)
+                self._arrivals.setdefault(match[0], at)
         await asyncio.sleep(0.05)  # polling the stand-in's record (arrival times are its own, not ours)

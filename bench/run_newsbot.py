@@ -18,12 +18,14 @@ import tempfile
 import time
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bench.delivery import DeliveryProbe
+from bench import corpus
+from bench.delivery import DeliveryProbe, story_feed
 from bench.feedserver import ServerConfig, feed_urls
 from bench.measure import TREE, PeakRss
 from bot.settings import load_settings
@@ -43,13 +45,17 @@ class TimedFetcher(Fetcher):
 
     def __init__(self, inner: Fetcher) -> None:
         self._inner = inner
-        self.done_at: dict[str, float] = {}
+        self.done_at: dict[str, list[float]] = {}
 
     async def fetch(self, url: str, validators: Validators) -> Fetched:
         try:
             return await self._inner.fetch(url, validators)
         finally:
-            self.done_at[url] = time.time()
+            self.done_at.setdefault(url, []).append(time.time())
+
+    def before(self, url: str, moment: float) -> float:
+        """When the last fetch of `url` that ended before `moment` ended."""
+        return max(t for t in self.done_at[url] if t <= moment)
 
 
 async def cycle(app: App) -> dict[str, Any]:
@@ -75,16 +81,46 @@ async def change_cycle(app: App, fetcher: TimedFetcher, probe: DeliveryProbe, po
     expected = result["alerts"]
     sent = await probe.wait_for(expected, timeout=30.0)
     from_pub, from_fetch = [], []
-    for feed, at in sent.items():
-        index = str(int(feed.rsplit("-", 1)[1]))
-        from_pub.append((at - published[index]) * 1000)
-        from_fetch.append((at - fetcher.done_at[urls[feed]]) * 1000)
+    for tag, at in sent.items():
+        index = story_feed(tag)
+        from_pub.append((at - published[str(index)]) * 1000)
+        from_fetch.append((at - fetcher.before(urls[f"bench-{index:05d}"], at)) * 1000)
     return {**result, "changed": len(published), "sent": len(sent), "pub_to_send_ms": from_pub,
             "fetch_to_send_ms": from_fetch}
 
 
+async def service(app: App, fetcher: TimedFetcher, probe: DeliveryProbe, port: int, numbers: range,
+                  urls: dict[str, str], spec: ServerConfig) -> dict[str, Any]:
+    """The service as `serve` runs it (one scheduled job per feed, polls spread by jitter), with items published
+    between polls; latencies of every alert, and the CPU the service used meanwhile."""
+    from bot.app import serve
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, stop))
+    first_round = min(5.0, app.feeds[0].interval_s)  # `schedule_feeds` starts every feed within this
+    interval = app.feeds[0].interval_s + app.settings.poll_jitter
+    await asyncio.sleep(first_round + interval)  # measure the steady state, after the first round
+    cpu, wall = TREE.cpu(), time.perf_counter()
+    from_pub, from_fetch = [], []
+    async with httpx.AsyncClient() as control:
+        for number in numbers:
+            published = (await control.get(f"http://127.0.0.1:{port}/_publish/{number}")).json()
+            stories = sum(story is not None for _f, story in corpus.changes(spec.feeds, spec.change, number,
+                                                                      spec.alerts_per_cycle))
+            for tag, at in (await probe.wait_for(stories, timeout=interval + 10)).items():
+                index = story_feed(tag)
+                from_pub.append((at - published[str(index)]) * 1000)
+                from_fetch.append((at - fetcher.before(urls[f"bench-{index:05d}"], at)) * 1000)
+    cpu, wall = TREE.cpu() - cpu, time.perf_counter() - wall
+    stop.set()
+    await task
+    return {"wall_s": wall, "cpu_s": cpu, "interval_s": interval, "pub_to_send_ms": from_pub,
+            "fetch_to_send_ms": from_fetch}
+
+
 async def run(
-    spec: ServerConfig, port: int, warm: int, changes: int, first_change: int, probe_kind: str
+    spec: ServerConfig, port: int, warm: int, changes: int, first_change: int, probe_kind: str,
+    service_cycles: int, interval: float,
 ) -> dict[str, Any]:
     from bot.app import build_app
 
@@ -110,7 +146,13 @@ async def run(
                 app = replace(app, deps=replace(app.deps, stories=StoryIndex(app.deps.stories.window)))
                 out["change"].append(await change_cycle(app, fetcher, probe, port, number, urls))
             stop.set()
-            await deliveries
+            await deliveries  # `serve` runs its own delivery loop
+            if service_cycles:
+                paced = replace(app, feeds=tuple(replace(f, interval_s=interval) for f in app.feeds),
+                                settings=replace(app.settings, poll_jitter=interval / 2),
+                                deps=replace(app.deps, stories=StoryIndex(timedelta(seconds=1))))
+                numbers = range(first_change + changes, first_change + changes + service_cycles)
+                out["service"] = await service(paced, fetcher, probe, port, numbers, urls, spec)
         return out
 
 
@@ -122,11 +164,14 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=3)
     parser.add_argument("--first-change", type=int, default=1)
     parser.add_argument("--probe", default="telegram", choices=["telegram", "sink"])
+    parser.add_argument("--service-cycles", type=int, default=3)
+    parser.add_argument("--interval", type=float, default=10.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     spec = ServerConfig(**json.loads(args.spec))
     with PeakRss() as rss:
-        out = asyncio.run(run(spec, args.port, args.warm, args.changes, args.first_change, args.probe))
+        out = asyncio.run(run(spec, args.port, args.warm, args.changes, args.first_change, args.probe,
+                              args.service_cycles, args.interval))
     out["peak_rss_mb"] = rss.peak / 2**20
     out["peak_pss_mb"] = rss.peak_pss / 2**20
     out["peak_main_rss_mb"] = rss.peak_main / 2**20
