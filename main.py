@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import inspect
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from bot import eventloop
 from bot.errors import ConfigError, StoreError
 from bot.logs import configure_logging
 from bot.settings import DEFAULT_CONFIG_DIR, Settings, load_settings
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     configure_logging(settings.log_level, settings.secrets(), log_format=settings.log_format)
     try:
-        return asyncio.run(dispatch(args, settings))
+        return eventloop.run(dispatch(args, settings))
     except KeyboardInterrupt:
         return 130
     except (ConfigError, StoreError) as exc:

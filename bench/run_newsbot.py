@@ -28,6 +28,7 @@ from bench import corpus
 from bench.delivery import DeliveryProbe, story_feed
 from bench.feedserver import ServerConfig, feed_urls
 from bench.measure import TREE, PeakRss
+from bot import eventloop
 from bot.settings import load_settings
 from feeds.cluster import StoryIndex
 from feeds.fetch import Fetched, Fetcher
@@ -170,7 +171,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     spec = ServerConfig(**json.loads(args.spec))
     with PeakRss() as rss:
-        out = asyncio.run(run(spec, args.port, args.warm, args.changes, args.first_change, args.probe,
+        out = eventloop.run(run(spec, args.port, args.warm, args.changes, args.first_change, args.probe,
                               args.service_cycles, args.interval))
     out["peak_rss_mb"] = rss.peak / 2**20
     out["peak_pss_mb"] = rss.peak_pss / 2**20
