@@ -20,8 +20,10 @@ import pytest
 from bot.app import App, build_app, poll_all
 from bot.pipeline import PollReport, poll_once
 from bot.settings import Settings
+from bot.telegram_render import render_alert
 from feeds.classify import Classifier
 from feeds.records import FeedSpec
+from tests.render_checks import render_everywhere
 from tests.servers.feedserver import FeedServer, Route, rss
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -84,6 +86,7 @@ class Outcome:
     seconds: float
     peak_bytes: int
     lines: list[str]  # warning-or-worse log lines naming the hostile feed
+    app: App
 
 
 async def poll_pair(server: FeedServer, make_app: MakeApp, caplog: pytest.LogCaptureFixture, route: Route,
@@ -105,7 +108,7 @@ async def poll_pair(server: FeedServer, make_app: MakeApp, caplog: pytest.LogCap
         tracemalloc.stop()
     await app.outbox.drain()
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and name in r.getMessage()]
-    return Outcome(reports[name], reports["good-wire"], out.getvalue(), seconds, peak, lines)
+    return Outcome(reports[name], reports["good-wire"], out.getvalue(), seconds, peak, lines, app)
 
 
 def assert_contained(outcome: Outcome) -> None:
@@ -368,6 +371,10 @@ class TestEntryContent:
         for fragment in ("<script", "alert(", "<b>", "<img", "onerror", "<style", "<iframe", "&amp;"):
             assert fragment not in outcome.out
         assert_contained(outcome)
+        alert = await outcome.app.store.message(outcome.hostile.alerts[0])
+        assert alert is not None
+        render_everywhere(alert.alert.item, alert.alert.verdict)  # Telegram tags, Slack escaping, stream schema
+        assert "&lt;" not in render_alert(alert.alert) and "script" not in render_alert(alert.alert)
 
     @pytest.mark.parametrize(("pub_date", "note"), [
         ("Fri, 01 Jan 2100 00:00:00 GMT", "in the future, clamped"),
