@@ -99,7 +99,7 @@ async def build_app(
     stories = StoryIndex(timedelta(hours=settings.cluster_window_hours))
     for alert in reversed(await store.recent_alerts(clock() - timedelta(hours=settings.cluster_window_hours))):
         stories.add(alert.cluster_id, alert.item, alert.verdict, alert.detected_at)
-    parser = ParsePool()  # threads for a few parses, worker processes when many pile up (a cold start)
+    parser = ParsePool()  # feedparser in worker processes: all cores on a cold start, the event loop kept free
     stack.callback(parser.close)
     deps = Deps(
         store=store,

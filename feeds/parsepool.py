@@ -1,10 +1,12 @@
-"""Parsing off the event loop: in a thread while parses are few, in worker processes when they pile up.
+"""Parsing off the event loop, in worker processes.
 
-feedparser is pure Python and holds the GIL, so parses in threads share one core with the event loop. On a
-cold start (every feed new at once) that one core is the bottleneck; `ParsePool` then hands bodies to a
-small process pool, which uses every core and leaves the loop free. Workers are recycled after
+feedparser is pure Python (~16 ms of CPU for a 60 KB feed) and holds the GIL, so parses in threads share one
+core with the event loop: on a cold start (every feed new at once) that core is the bottleneck, and an alert
+waits behind other feeds' parses. `ParsePool` hands bodies to a small process pool instead, which uses every
+core and leaves the loop free. Workers come from a forkserver with feedparser preloaded, are recycled after
 `max_tasks` parses (feedparser's memory grows in long-running processes), a crashed worker costs only the
-feed it was parsing, and log lines a worker writes are replayed in the service's own logging.
+parses in flight, and log lines a worker writes are replayed in the service's own logging. Workers import
+the entry point as `__main__` (multiprocessing does): keep its top-level imports light, as main.py does.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def _parse_job(
 
 
 class ParsePool:
-    """A `Parser`: threads below `spill_at` parses in flight, then up to `workers` processes (0: threads only)."""
+    """A `Parser` over up to `workers` processes (0: threads only); with `spill_at` > 0, the first `spill_at`
+    parses in flight go to threads and only the rest to processes."""
 
     def __init__(self, workers: int | None = None, spill_at: int = 0, max_tasks: int = 2000) -> None:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
