@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import html
 import logging
@@ -38,6 +39,9 @@ _INVISIBLE = re.compile(  # controls, lone surrogates, bidi overrides, zero-widt
 _PROLOG_END = re.compile(rb"<[A-Za-z_]")
 _DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
 _CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+_DECL_ENCODING = re.compile(rb"""^(<\?xml[^>]*?encoding\s*=\s*["'])[^"']*(["'])""")
+_WIDE = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"), (b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be"))
 # What feedparser's loose parser has been seen to raise on hostile input (chr() of &#x110000; is a ValueError).
 PARSER_CRASHES = (ValueError, ArithmeticError, LookupError, TypeError, AttributeError, RecursionError, AssertionError)
 
@@ -64,6 +68,20 @@ def plain_text(markup: str, limit: int) -> str:
         markup = _TAGS.sub(" ", _DROP_BLOCKS.sub(" ", markup))
     text = _SPACE.sub(" ", _INVISIBLE.sub("", html.unescape(markup))).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """UTF-16/32 bodies (by BOM or by a wide `<?`) re-encoded as UTF-8, so `defuse` sees their DOCTYPE too;
+    the declaration and the header's charset are changed to match. Other bodies pass unchanged."""
+    for mark, codec in _WIDE:
+        if body.startswith(mark):
+            try:
+                text = body.decode(codec).lstrip("\ufeff")
+            except UnicodeDecodeError:
+                return body, content_type
+            media = (content_type or "application/xml").split(";")[0].strip()
+            return _DECL_ENCODING.sub(rb"\g<1>utf-8\g<2>", text.encode("utf-8"), count=1), f"{media}; charset=utf-8"
+    return body, content_type
 
 
 def defuse(body: bytes) -> bytes:
@@ -100,6 +118,7 @@ def _strip_subset(body: bytes) -> bytes:
 
 
 def _feedparse(body: bytes, content_type: str | None) -> Any:
+    body, content_type = as_utf8(body, content_type)
     headers = {"content-type": content_type} if content_type else {}
     try:
         return feedparser.parse(defuse(body), response_headers=headers, sanitize_html=False,
