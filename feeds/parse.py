@@ -41,7 +41,8 @@ _DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
 _CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _DECL_ENCODING = re.compile(rb"""^(<\?xml[^>]*?encoding\s*=\s*["'])[^"']*(["'])""")
 _WIDE = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
-         (codecs.BOM_UTF16_BE, "utf-16"), (b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be"))
+         (codecs.BOM_UTF16_BE, "utf-16"), (b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be"),
+         (b"\x4c\x6f\xa7\x94", "cp037"))  # the last: "<?xm" in EBCDIC
 # What feedparser's loose parser has been seen to raise on hostile input (chr() of &#x110000; is a ValueError).
 PARSER_CRASHES = (ValueError, ArithmeticError, LookupError, TypeError, AttributeError, RecursionError, AssertionError)
 
@@ -71,8 +72,8 @@ def plain_text(markup: str, limit: int) -> str:
 
 
 def as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
-    """UTF-16/32 bodies (by BOM or by a wide `<?`) re-encoded as UTF-8, so `defuse` sees their DOCTYPE too;
-    the declaration and the header's charset are changed to match. Other bodies pass unchanged."""
+    """UTF-16/32 and EBCDIC bodies (by BOM or by how `<?` is spelt) re-encoded as UTF-8, so `defuse` sees their
+    DOCTYPE too; the declaration and the header's charset are changed to match. Others pass unchanged."""
     for mark, codec in _WIDE:
         if body.startswith(mark):
             try:
