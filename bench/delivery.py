@@ -54,7 +54,7 @@ class RecordingSink:
 
 
 class DeliveryProbe:
-    """The sinks to add to the app, and `wait_for(n)`: arrivals since the last call, once n have come.
+    """The sinks to add to the app, and `wait_for(cycle, n)`: that cycle's arrivals, once n have come.
 
     Arrivals are keyed by story tag ("c<cycle>-f<feed index>"), valued by wall-clock time.
     """
@@ -75,24 +75,25 @@ class DeliveryProbe:
             return await _TelegramProbe.start(settings, stack, arrivals, changed)
         raise ValueError(f"unknown delivery probe {kind!r}")
 
-    async def wait_for(self, count: int, timeout: float) -> dict[str, float]:  # noqa: ASYNC109 - bench helper
-        """The arrivals not returned before, once there are `count` of them (or at the deadline)."""
+    async def wait_for(self, cycle: int, count: int, timeout: float) -> dict[str, float]:  # noqa: ASYNC109
+        """The arrivals of stories published in `cycle`, once there are `count` of them (or at the deadline)."""
         try:
             async with asyncio.timeout(timeout):
-                while len(self._fresh()) < count:
+                while len(self._fresh(cycle)) < count:
                     self._changed.clear()
                     await self._refresh()
         except TimeoutError:
             pass
-        fresh = self._fresh()
+        fresh = self._fresh(cycle)
         self._taken.update(fresh)
         return fresh
 
     async def _refresh(self) -> None:
         await self._changed.wait()
 
-    def _fresh(self) -> dict[str, Any]:
-        return {k: v for k, v in self._arrivals.items() if k not in self._taken}
+    def _fresh(self, cycle: int) -> dict[str, Any]:
+        prefix = f"c{cycle}-"
+        return {k: v for k, v in self._arrivals.items() if k.startswith(prefix) and k not in self._taken}
 
 
 

@@ -80,7 +80,7 @@ async def change_cycle(app: App, fetcher: TimedFetcher, probe: DeliveryProbe, po
         published = (await control.get(f"http://127.0.0.1:{port}/_publish/{number}")).json()
     result = await cycle(app)
     expected = result["alerts"]
-    sent = await probe.wait_for(expected, timeout=30.0)
+    sent = await probe.wait_for(number, expected, timeout=30.0)
     from_pub, from_fetch = [], []
     for tag, at in sent.items():
         index = story_feed(tag)
@@ -108,7 +108,7 @@ async def service(app: App, fetcher: TimedFetcher, probe: DeliveryProbe, port: i
             published = (await control.get(f"http://127.0.0.1:{port}/_publish/{number}")).json()
             stories = sum(story is not None for _f, story in corpus.changes(spec.feeds, spec.change, number,
                                                                       spec.alerts_per_cycle))
-            for tag, at in (await probe.wait_for(stories, timeout=interval + 10)).items():
+            for tag, at in (await probe.wait_for(number, stories, timeout=interval + 10)).items():
                 index = story_feed(tag)
                 from_pub.append((at - published[str(index)]) * 1000)
                 from_fetch.append((at - fetcher.before(urls[f"bench-{index:05d}"], at)) * 1000)
