@@ -114,7 +114,7 @@ async def build_app(
         reactions=reactions,
         parser=parser,
     )
-    cluster = Cluster(leases, StorySync(stories, store, clock), metrics, settings.poll_jitter) if leases else None
+    cluster = Cluster(leases, StorySync(stories, store, clock), metrics) if leases else None
     services = cluster.services(outputs.services) if cluster else list(outputs.services)
     if settings.metrics_port:
         services.append(MetricsServer(metrics, health_check(lambda: scheduler.running, store), settings.metrics_port))
@@ -233,8 +233,6 @@ async def serve(app: App, stop: asyncio.Event) -> None:
                 await service.stop()
         with suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(deliveries, SHUTDOWN_GRACE_S)  # let in-flight deliveries finish
-        if app.cluster is not None:
-            await app.cluster.release_feeds(app.feeds)
         log.info("newsbot stopped; %d deliveries pending for next start", await app.store.outbox_depth())
 
 

@@ -2,9 +2,11 @@
 
 There is a `Cluster` only when the state store is the shared Redis store (bot/redis_store.py). Then:
 
-- a scheduled poll first takes (or, when this instance holds it, extends) the feed's lease for a little more
-  than the interval plus jitter, so the holder keeps its feed and polls it once per interval, and the others
-  skip; when the holder dies, its lease runs out and another instance takes the feed at its next scheduled poll;
+- a scheduled poll first takes the feed's lease for 0.9 of the interval (every instance schedules every feed,
+  each at its own phase): the first instance whose poll comes after the lease ran out polls, the others skip.
+  A feed is so polled once per interval by one instance; the holder's own next poll (an interval or more later)
+  usually takes it again, and another instance's poll landing first moves it, so feeds spread over the
+  instances; a dead instance's feeds are taken by the next scheduled poll after its leases ran out;
 - before a poll, the story index learns the alerts other instances stored (`StorySync`);
 - deliveries are claimed one by one (`DeliveryClaims`, passed to the outbox by the app);
 - a service that names a `leader_lease` (the Telegram getUpdates poller) runs on one instance at a time;
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -36,7 +38,7 @@ from feeds.records import FeedSpec
 
 log = logging.getLogger("newsbot.cluster")
 
-FEED_LEASE_SLACK_S = 0.5  # a feed's lease outlasts its interval and jitter by this much: its holder keeps it
+FEED_LEASE_SHARE = 0.9  # of the interval: over before the holder's next poll (one interval + jitter later)
 LEADER_TTL_S = 15.0
 REACTION_LATE = timedelta(minutes=2)  # a follow-up this late has lost its instance: another one sends it
 REACTION_LEASE_S = 600.0
@@ -48,9 +50,9 @@ class FollowUps(Protocol):
     def schedule(self, alert: Alert, only: Sequence[int] | None = None) -> None: ...
 
 
-def feed_lease_ttl(feed: FeedSpec, jitter: float) -> float:
-    """Longer than the holder's gap between polls (interval + jitter), so the holder keeps its feed."""
-    return feed.interval_s + jitter + max(FEED_LEASE_SLACK_S, 0.05 * feed.interval_s)
+def feed_lease_ttl(feed: FeedSpec) -> float:
+    """Shorter than any instance's gap between two polls of the feed (the interval, plus jitter)."""
+    return FEED_LEASE_SHARE * feed.interval_s
 
 
 async def open_leases(settings: Settings, store: StateStore, stack: AsyncExitStack) -> Leases | None:
@@ -67,13 +69,11 @@ class Cluster:
     leases: Leases
     stories: StorySync
     metrics: Metrics
-    jitter: float
 
     async def poll(self, feed: FeedSpec, poll: Callable[[], Awaitable[PollReport]]) -> PollReport | None:
-        """Runs `poll` if this instance takes or holds the feed's lease; None when another instance has it."""
+        """Runs `poll` if this instance takes the feed's lease; None when another instance polled it lately."""
         try:
-            ttl = feed_lease_ttl(feed, self.jitter)
-            async with self.leases.hold(f"feed:{feed.name}", ttl, release=False, sticky=True) as mine:
+            async with self.leases.hold(f"feed:{feed.name}", feed_lease_ttl(feed), release=False) as mine:
                 if mine:
                     await self._sync_stories()
                     return await poll()
@@ -89,12 +89,6 @@ class Cluster:
             await self.stories.sync()
         except StoreError as exc:
             log.warning("stories: cannot read recent alerts: %s", exc)
-
-    async def release_feeds(self, feeds: Sequence[FeedSpec]) -> None:
-        """On a clean stop, hand our feeds over at once instead of when their leases run out."""
-        with suppress(RedisError):
-            for feed in feeds:
-                await self.leases.release(f"feed:{feed.name}")
 
     async def adopt_reactions(self, store: StateStore, follow_ups: FollowUps, minutes: Sequence[int],
                               now: datetime) -> int:

@@ -3,9 +3,9 @@
 A lease is one key holding its owner's id, taken with `SET key owner NX PX ttl`; only the owner can renew or
 release it (a Lua check-and-set), and a crashed owner's lease simply expires. Uses:
 
-- a per-feed lease, taken or extended before each poll for a little more than the feed's interval: the
-  instance that holds a feed keeps polling it once per interval, and when that instance dies another takes the
-  feed at its first scheduled poll after the lease expires;
+- a per-feed lease, taken before each poll for 0.9 of the feed's interval: the first instance whose scheduled
+  poll comes after the lease ran out polls the feed, the others skip, so each feed is polled once per interval
+  by one instance, feeds spread over the instances, and a dead instance's feeds move on at once;
 - a leader lease (`LeaderElection`), e.g. for the one Telegram getUpdates poller a bot token allows;
 - a per-delivery claim, so two instances draining one shared outbox never both deliver one delivery;
 - a lease per late market-reaction follow-up, so one surviving instance sends what a dead one planned.
@@ -42,18 +42,6 @@ end
 return 0
 """
 
-TAKE = """
-local holder = redis.call('GET', KEYS[1])
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-if holder == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -82,7 +70,6 @@ class Leases:
         self._prefix = prefix
         self._renew = redis.register_script(RENEW)
         self._release = redis.register_script(RELEASE)
-        self._take = redis.register_script(TAKE)
 
     def key(self, name: str) -> str:
         return f"{self._prefix}:lease:{name}"
@@ -90,10 +77,6 @@ class Leases:
     async def acquire(self, name: str, ttl: float) -> bool:
         """Take the lease for `ttl` seconds if nobody holds it."""
         return bool(await self._redis.set(self.key(name), self.owner, nx=True, px=_ms(ttl)))
-
-    async def take(self, name: str, ttl: float) -> bool:
-        """Take the lease if nobody holds it, or extend it if we do: the holder keeps it while it renews."""
-        return bool(await self._take(keys=[self.key(name)], args=[self.owner, _ms(ttl)]))
 
     async def renew(self, name: str, ttl: float) -> bool:
         """Extend the lease to at least `ttl` seconds from now (never shorten it), only if we still hold it."""
@@ -108,11 +91,9 @@ class Leases:
         return value.decode() if isinstance(value, bytes) else value
 
     @asynccontextmanager
-    async def hold(
-        self, name: str, ttl: float, *, release: bool = True, sticky: bool = False
-    ) -> AsyncIterator[bool]:
-        """Yields whether the lease was taken (`sticky`: or already ours); while inside, renews it every ttl/3."""
-        if not await (self.take(name, ttl) if sticky else self.acquire(name, ttl)):
+    async def hold(self, name: str, ttl: float, *, release: bool = True) -> AsyncIterator[bool]:
+        """Yields whether the lease was taken; while inside, renews it every ttl/3 (a long poll keeps it)."""
+        if not await self.acquire(name, ttl):
             yield False
             return
         keeper = asyncio.create_task(self.keep(name, ttl), name=f"lease:{name}")

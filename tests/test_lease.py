@@ -90,15 +90,6 @@ class TestLeases:
         assert await a.release("feed:x")
         assert await b.acquire("feed:x", 5)
 
-    async def test_take_extends_our_own_lease_only(self, make_leases: Callable[[str], Leases], redis: Redis) -> None:
-        """`take` extends a lease we hold (a feed stays with its poller) and never one another owner holds."""
-        a, b = make_leases("a"), make_leases("b")
-        assert await a.take("feed:x", 1)
-        assert await a.take("feed:x", 60)
-        assert await redis.pttl(a.key("feed:x")) > 50_000
-        assert not await b.take("feed:x", 60)
-        assert await b.holder("feed:x") == "a"
-
     async def test_hold_keeps_the_lease_past_its_ttl(self, make_leases: Callable[[str], Leases]) -> None:
         """While a holder is inside `hold`, the lease is renewed, so a long poll is never joined by another."""
         a, b = make_leases("a"), make_leases("b")
