@@ -34,7 +34,7 @@ FEED = FeedSpec("wire", "http://127.0.0.1:9/wire.xml", interval_s=60)
 @pytest.fixture
 async def make_cluster(redis_server: str, tmp_path: Path) -> AsyncIterator[Callable[[str], Cluster]]:
     """Instances of one cluster (one Redis, one store), each with its own owner id and metrics."""
-    redis = Redis.from_url(f"{redis_server}/{DB}")
+    redis = Redis.from_url(f"{redis_server}/{DB}", socket_timeout=5.0)
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     store = SqliteStore(tmp_path / "s.db")
 

@@ -26,7 +26,7 @@ DB = 12  # not the shared fixture's db 9: keys here carry a per-test prefix and 
 
 @pytest.fixture
 async def redis(redis_server: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(f"{redis_server}/{DB}")
+    client = Redis.from_url(f"{redis_server}/{DB}", socket_timeout=5.0)  # a stalled server fails, never hangs
     yield client
     await client.aclose()
 
