@@ -137,6 +137,7 @@ async def run(
             app = await build_app(settings, feeds, stack, extra_sinks=probe.sinks)
             fetcher = TimedFetcher(app.deps.fetcher)
             app = replace(app, deps=replace(app.deps, fetcher=fetcher))
+            eventloop.settle()  # as `serve` does once the service is built
             stop = asyncio.Event()
             deliveries = asyncio.create_task(app.outbox.run(stop))
             out: dict[str, Any] = {"cold": await cycle(app)}

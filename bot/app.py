@@ -16,6 +16,7 @@ from typing import TextIO
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry
 
+from bot import eventloop
 from bot.chart import render_alert_chart
 from bot.cluster import Cluster, open_leases
 from bot.errors import StoreError
@@ -208,6 +209,7 @@ def schedule_feeds(scheduler: AsyncIOScheduler, app: App, now: datetime, rng: ra
 
 async def serve(app: App, stop: asyncio.Event) -> None:
     """The service until `stop`: scheduled polls, the outbox loop; then a graceful shutdown."""
+    eventloop.settle()
     scheduler = app.scheduler
     schedule_feeds(scheduler, app, app.deps.clock(), random.Random())
     scheduler.add_job(_prune, "interval", args=(app,), hours=6, id="prune", next_run_time=app.deps.clock())

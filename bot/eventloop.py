@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -18,3 +19,10 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+def settle() -> None:
+    """Call once the service is built: what start-up made (modules, lexicons, clients) lives as long as the
+    process, so it is frozen out of the collector's full passes (they cost a tenth of a warm poll cycle)."""
+    gc.collect()
+    gc.freeze()
