@@ -84,7 +84,8 @@ async def build_app(
     limits = FetchLimits(settings.fetch_timeout, settings.fetch_max_bytes, settings.fetch_max_redirects)
     client = make_client(settings.user_agent, limits)
     stack.push_async_callback(client.aclose)
-    outputs = await build_outputs(settings, store, stack, clock, out)
+    wake = asyncio.Event()
+    outputs = await build_outputs(settings, store, stack, clock, out, wake=wake.set)
     outputs.sinks.update(extra_sinks or {})
     metrics = Metrics(CollectorRegistry(), clock())
     leases = await open_leases(settings, store, stack)
@@ -92,7 +93,7 @@ async def build_app(
     if claims is not None:
         stack.callback(claims.close)
     outbox = Outbox(store, outputs.sinks, clock, on_result=metrics.on_delivery, claims=claims,
-                    redact=RedactSecrets(settings.secrets()).redact)
+                    redact=RedactSecrets(settings.secrets()).redact, wake=wake)
     market = market or price_source_from_setting(settings.market, clock)
     scheduler = AsyncIOScheduler(timezone=UTC)
     reactions = ReactionScheduler(scheduler, market, clock, _with_chart(outbox.enqueue, market, settings.chart_dir),

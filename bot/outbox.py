@@ -61,12 +61,13 @@ class Outbox:
         on_result: Callable[[str, str, float], None] | None = None,
         claims: Claims | None = None,
         redact: Callable[[str], str] = str,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self._store = store
         self._redact = redact  # errors are stored and listed (`outbox` command): a peer may echo a secret
         self._sinks = dict(sinks)
         self._clock = clock
-        self._wake = asyncio.Event()
+        self._wake = wake or asyncio.Event()  # set by anyone who adds deliveries (e.g. /start's latest alert)
         self._on_result = on_result or (lambda sink, outcome, seconds: None)
         self._claims = claims
         self._held: dict[tuple[str, str], datetime] = {}  # ordered (sink, target) → retry time of its oldest

@@ -33,6 +33,7 @@ async def build_outputs(
     stack: AsyncExitStack,
     clock: Callable[[], datetime],
     out: TextIO | None = None,
+    wake: Callable[[], None] = lambda: None,
 ) -> Outputs:
     """Console when enabled; Telegram, Slack and the Redis stream when their settings are present."""
     outputs = Outputs()
@@ -41,7 +42,7 @@ async def build_outputs(
     if settings.telegram_bot_token:
         from bot.telegram_app import build_telegram
 
-        telegram, service = await build_telegram(settings, store, stack, clock)
+        telegram, service = await build_telegram(settings, store, stack, clock, wake=wake)
         outputs.sinks["telegram"] = telegram
         outputs.services.append(service)
     if settings.slack_webhook_urls:

@@ -56,6 +56,8 @@ class BotConfig:
 class TelegramService:
     """Runs the Application (commands) and the feed-health watch for the admins; `start`/`stop` by app.serve."""
 
+    leader_lease = "telegram-poller"  # one getUpdates poller per token: with several instances, one runs this
+
     def __init__(self, config: BotConfig, commands: Commands, watch: FeedWatch) -> None:
         self._config = config
         self._commands = commands
@@ -152,6 +154,7 @@ def limits_from(settings: Settings) -> Limits:
 async def build_telegram(
     settings: Settings, store: StateStore, stack: AsyncExitStack, clock: Clock,
     subscribers: SubscriberStore | None = None, limiter: BroadcastLimiter | None = None,
+    wake: Callable[[], None] = lambda: None,
 ) -> tuple[TelegramSink, TelegramService]:
     """The sink and the service from settings; the Redis subscriber store when REDIS_URL is set."""
     assert settings.telegram_bot_token, "build_telegram needs TELEGRAM_BOT_TOKEN"
@@ -165,6 +168,6 @@ async def build_telegram(
                         settings.telegram_chat_ids, DEFAULT_CONCURRENCY)
     config = BotConfig(settings.telegram_bot_token, settings.telegram_api_base_url, settings.telegram_admin_ids,
                        settings.telegram_mode, settings.telegram_webhook_url, settings.telegram_webhook_port)
-    commands = Commands(subscribers, store, clock, config.admin_ids)
+    commands = Commands(subscribers, store, clock, config.admin_ids, wake=wake)
     watch = FeedWatch(store, sink, config.admin_ids, clock)
     return sink, TelegramService(config, commands, watch)

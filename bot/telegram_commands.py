@@ -70,12 +70,14 @@ class Commands:
     """Handlers over the subscriber store and the state store."""
 
     def __init__(self, subscribers: SubscriberStore, store: StateStore, clock: Clock,
-                 admin_ids: Sequence[int] = (), sink_name: str = "telegram") -> None:
+                 admin_ids: Sequence[int] = (), sink_name: str = "telegram",
+                 wake: Callable[[], None] = lambda: None) -> None:
         self._subs = subscribers
         self._store = store
         self._clock = clock
         self._admins = frozenset(admin_ids)
         self._sink = sink_name
+        self._wake = wake  # the outbox delivers the new subscriber's latest alert now, not at its next look
 
     async def start(self, update: Update, context: Context) -> None:
         """Subscribe this chat; the latest alert follows at once through the outbox."""
@@ -85,6 +87,7 @@ class Commands:
         latest = await self._store.recent_alerts(now - LATEST_WINDOW, limit=1)
         if latest:
             await self._store.add_targets(latest[0].id, [(self._sink, chat)], now)
+            self._wake()
         await _reply(update, ("Subscribed. " if added else "You are already subscribed. ") + HELP)
 
     async def stop(self, update: Update, context: Context) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from bot.app import utc_now
 from bot.errors import ConfigError
+from bot.outbox import Outbox
 from bot.records import Message
 from bot.settings import Settings
 from bot.sinks import build_outputs
@@ -184,3 +185,25 @@ class TestWiring:
             assert any(isinstance(s, TelegramService) for s in outputs.services)
             message = Message("a_1", "alert", "a_1", make_alert("a_1"))
             assert list(await outputs.sinks["telegram"].targets(message)) == ["-1001"]
+
+
+async def test_start_wakes_the_running_outbox(kit: Kit, api: BotApi) -> None:
+    """/start's latest alert goes out from the running outbox at once, not at its next idle look."""
+    wake = asyncio.Event()
+    outbox = Outbox(kit.store, {"telegram": kit.sink}, kit.clock, wake=wake)
+    await outbox.enqueue(Message("a_1", "alert", "a_1", make_alert("a_1")))
+    config = BotConfig(TOKEN, api.base_url, admin_ids=(ADMIN,), poll_timeout=1)
+    commands = Commands(kit.subs, kit.store, kit.clock, config.admin_ids, wake=wake.set)
+    service = TelegramService(config, commands, FeedWatch(kit.store, kit.sink, config.admin_ids, kit.clock))
+    await service.start()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(outbox.run(stop))
+    try:
+        await outbox.drain()  # nobody subscribed yet: the outbox goes idle
+        replies = await reply_to(api, 42, "/start", count=2)
+        assert replies[0].text.startswith("Subscribed.")
+        assert replies[1].text.startswith("🚨")
+    finally:
+        stop.set()
+        await runner
+        await service.stop()
