@@ -121,19 +121,26 @@ def _state_from_json(text: str) -> FeedState:
     return FeedState(Validators(**data["validators"]), FeedHealth(**health))
 
 
+def open_sqlite(path: Path | str, schema: str, what: str) -> sqlite3.Connection:
+    """A connection to the state file in WAL mode (autocommit; short busy wait), with `schema` applied."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(str(path), timeout=2.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+    except sqlite3.Error as exc:
+        hint = "is another program holding it, or the disk full?"
+        raise StoreError(f"cannot open {what} {path}: {exc} ({hint})") from exc
+    return db
+
+
 class SqliteStore:
     """The embedded `StateStore`: one SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), timeout=2.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open state file {path}: {exc}") from exc
+        self._db = open_sqlite(path, SCHEMA, "state file")
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:

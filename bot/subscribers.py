@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from bot.errors import StoreError
 from bot.filters import Filters, QuietHours
+from bot.store import open_sqlite
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +78,7 @@ class SqliteSubscribers:
     """Subscribers in a table of the SQLite state file."""
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), timeout=2.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open subscribers in {path}: {exc}") from exc
+        self._db = open_sqlite(path, SCHEMA, "subscribers in")
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:

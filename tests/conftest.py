@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +12,7 @@ import pytest
 
 from bot.settings import Settings, load_settings
 from tests.servers.feedserver import FeedServer
+from tests.servers.redisproc import OwnRedis, redis_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
@@ -67,42 +65,16 @@ def settings(tmp_path: Path) -> Settings:
                    poll_jitter=0.0, market=f"replay:{CONFIG / 'demo' / 'prices.csv'}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis: the one on 127.0.0.1:6379 when it answers, else our own redis-server on a free port."""
-    if _redis_answers(6379):
+    if redis_answers(6379):
         yield "redis://127.0.0.1:6379"
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("no Redis reachable on 127.0.0.1:6379 and no redis-server binary to start one")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not _redis_answers(port):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("redis-server did not start within 10 s")
-        time.sleep(0.02)  # polling a child process with a deadline; there is no event to wait on
-    yield f"redis://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(5)
+    server = OwnRedis(tmp_path_factory.mktemp("redis"))
+    server.start()  # skips the tests that need Redis when there is no redis-server binary
+    yield f"redis://127.0.0.1:{server.port}"
+    server.kill()
 
 
 @pytest.fixture
@@ -116,3 +88,12 @@ def redis_url(redis_server: str) -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of this test's own (AOF, fsync always) that it may kill and restart."""
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -76,14 +76,6 @@ def stories_feed(now: datetime = NOW) -> bytes:
 def titles_in(texts: Sequence[str]) -> list[str]:
     """Which story each delivered text carries (one entry per delivery, so repeats show)."""
     return [s["title"] for text in texts for s in STORIES if s["title"] in text]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

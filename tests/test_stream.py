@@ -7,12 +7,10 @@ import asyncio
 import io
 import json
 import logging
-import shutil
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +30,7 @@ from bot.slack import SlackSink
 from bot.store import SqliteStore
 from bot.stream import StreamSink, marker_key
 from tests.factories import T0, make_alert, make_message
+from tests.servers.redisproc import OwnRedis, free_port
 from tests.servers.slack import SlackReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +129,7 @@ def test_marker_shares_the_stream_slot(stream: str, expected: str) -> None:
 
 async def test_redis_down_is_retryable() -> None:
     """A refused connection is a retryable failure that names no URL."""
-    port = _free_port()
+    port = free_port()
     client = redis_client(f"redis://:hunter2@127.0.0.1:{port}/0")
     with pytest.raises(RetryableDelivery) as caught:
         await StreamSink(client, STREAM, 1000).deliver(make_message(), "stream", None)
@@ -169,45 +168,7 @@ async def test_hung_redis_does_not_hold_back_other_sinks(tmp_path: Path) -> None
     assert (report.delivered, report.retried) == (1, 1)
 
 
-class RedisProcess:
-    """Our own redis-server on a free port with an fsync-always AOF, to kill and restart (never the shared one)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("no redis-server binary to start a killable Redis")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not _answers(self.port):
-            assert time.monotonic() < deadline and self.proc.poll() is None, "redis-server did not start"
-            time.sleep(0.02)  # polling a child process with a deadline; there is no event to wait on
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
-    server.start()
-    yield server
-    server.kill()
-
-
-async def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, own_redis: RedisProcess) -> None:
+async def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, own_redis: OwnRedis) -> None:
     """Redis killed and restarted mid-run: console and Slack keep delivering, and the stream catches up in order."""
     clock, out = Clock(T0), io.StringIO()
     with SlackReceiver() as slack:
@@ -247,22 +208,7 @@ def test_sigkill_between_xadd_and_ack_adds_no_second_entry(tmp_path: Path, redis
     assert [e["id"] for e in read_stream(redis_url)] == ["a_1", "a_2", "a_3"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-async def test_stream_catches_up_in_order_across_drains(tmp_path: Path, own_redis: RedisProcess) -> None:
+async def test_stream_catches_up_in_order_across_drains(tmp_path: Path, own_redis: OwnRedis) -> None:
     """A message enqueued while an earlier one waits for its retry is not added to the stream before it."""
     clock = Clock(T0)
     client = redis_client(own_redis.url)
@@ -285,7 +231,7 @@ async def test_stream_catches_up_in_order_across_drains(tmp_path: Path, own_redi
     assert [e["id"] for e in read_stream(own_redis.url)] == ["a_1", "a_2", "a_3"]
 
 
-async def test_outbox_on_the_redis_store_outlives_a_redis_restart(tmp_path: Path, own_redis: RedisProcess) -> None:
+async def test_outbox_on_the_redis_store_outlives_a_redis_restart(tmp_path: Path, own_redis: OwnRedis) -> None:
     """With the state store on Redis, the delivery loop survives Redis going away and delivers once it is back."""
     out, stop, acknowledged = io.StringIO(), asyncio.Event(), asyncio.Event()
     store = RedisStore.from_url(own_redis.url)

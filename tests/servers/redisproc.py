@@ -20,6 +20,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def redis_answers(port: int) -> bool:
+    """True when a Redis on 127.0.0.1:port answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class OwnRedis:
     """A redis-server on a free port that this test may kill and restart (never the shared one on 6379)."""
 
@@ -39,16 +49,10 @@ class OwnRedis:
         self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
                                       str(self.workdir), "--save", "", "--appendonly", "yes", "--appendfsync",
                                       "always"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline and self.proc.poll() is None, "redis-server did not start"
-                time.sleep(0.02)  # polling a child process with a deadline; there is no event to wait on
-        client.close()
+        while not redis_answers(self.port):
+            assert time.monotonic() < deadline and self.proc.poll() is None, "redis-server did not start"
+            time.sleep(0.02)  # polling a child process with a deadline; there is no event to wait on
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
