@@ -225,6 +225,7 @@ async def serve(app: App, stop: asyncio.Event) -> None:
     for service in app.services:
         await service.start()
     log.info("newsbot running: %d feeds, sinks: %s. Ctrl-C to stop.", len(app.feeds), ", ".join(app.outbox.sinks))
+    await _report_backoffs(app)
     deliveries = asyncio.create_task(app.outbox.run(stop), name="outbox")
     try:
         await stop.wait()
@@ -244,6 +245,16 @@ async def _refresh_metrics(app: App) -> None:
         await app.metrics.refresh(app.store, [f.name for f in app.feeds], app.deps.clock())
     except StoreError as exc:
         log.warning("metrics: cannot read the store: %s", exc)
+
+
+async def _report_backoffs(app: App) -> None:
+    """Say at start which feeds are still backing off from earlier failures (they stay quiet until due)."""
+    now, names = app.deps.clock(), {f.name for f in app.feeds}
+    waiting = {n: s.health for n, s in (await app.store.feed_states()).items() if n in names and not s.health.due(now)}
+    if waiting:
+        first = min(h.next_attempt_at for h in waiting.values() if h.next_attempt_at)
+        log.info("%d feeds back off after earlier failures (first retry in %.0f s); `python main.py feeds` checks "
+                 "them now", len(waiting), (first - now).total_seconds())
 
 
 async def _prune(app: App) -> None:
