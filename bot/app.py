@@ -130,7 +130,8 @@ def _with_chart(
 
     async def enqueue_with_chart(message: Message) -> bool:
         if message.reaction is not None:
-            path = await render_alert_chart(market, message.alert, chart_dir)
+            suffix = f"-r{message.reaction.minutes}"  # one file per follow-up: each shows its own moment
+            path = await render_alert_chart(market, message.alert, chart_dir, suffix=suffix)
             if path is not None:
                 message = replace(message, reaction=replace(message.reaction, chart_path=str(path)))
         return await enqueue(message)

@@ -160,9 +160,10 @@ def render_chart(
 
 
 async def render_alert_chart(
-    source: PriceSource, alert: Alert, directory: Path, wait_s: float = 5.0, calendar: MarketCalendar | None = None
+    source: PriceSource, alert: Alert, directory: Path, wait_s: float = 5.0, calendar: MarketCalendar | None = None,
+    suffix: str = "",
 ) -> Path | None:
-    """Chart the alert's quoted tickers to DIRECTORY/<alert id>.png off the event loop; None when no bars."""
+    """Chart the alert's quoted tickers to DIRECTORY/<alert id><suffix>.png off the event loop; None when no bars."""
     tickers = [q.ticker for q in alert.quotes] or list(alert.verdict.tickers)
     try:
         async with asyncio.timeout(wait_s):
@@ -174,7 +175,7 @@ async def render_alert_chart(
         return None
     closes = {q.ticker: q.prev_close for q in alert.quotes if q.prev_close}
     story_time = alert.item.published_at or alert.detected_at
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in alert.id) + ".png"
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in alert.id + suffix) + ".png"
     return await asyncio.to_thread(
         render_chart, bars, story_time, directory / name, alert.item.title, baselines=closes, calendar=calendar
     )

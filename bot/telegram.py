@@ -36,7 +36,7 @@ from bot.filters import admits
 from bot.ratelimit import BroadcastLimiter, ChatBusy
 from bot.records import Message
 from bot.subscribers import SubscriberStore
-from bot.telegram_render import render_alert, render_caption, render_reaction
+from bot.telegram_render import CAPTION_LIMIT, render_alert, render_caption, render_reaction
 
 log = logging.getLogger("newsbot.telegram")
 
@@ -157,6 +157,12 @@ class TelegramSink:
         if message.kind == "reaction" and message.reaction is not None:
             reply_id = message_id_of(reply_to)
             reply = ReplyParameters(reply_id, allow_sending_without_reply=True) if reply_id else None
+            chart = message.reaction.chart_path
+            if chart:  # the chart of the moves around the story, as a reply to the alert
+                caption = render_reaction(message.reaction, CAPTION_LIMIT)
+                sent = await self._send_photo(chart, caption, {**common, "reply_parameters": reply})
+                if sent is not None:
+                    return sent
             return await self._bot.send_message(text=render_reaction(message.reaction), reply_parameters=reply,
                                                 **common)
         if message.alert.chart_path:

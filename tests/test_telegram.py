@@ -159,6 +159,21 @@ class TestContent:
         assert second.reply_to == first.message_id
         assert "NVDA +1.25%" in second.text
 
+    async def test_reaction_chart_is_a_photo_reply_to_the_alert(self, kit: Kit, api: BotApi, tmp_path: Path) -> None:
+        """A reaction with a chart is a photo, captioned with the moves, replying to the alert."""
+        chart = tmp_path / "a_1-r15.png"
+        chart.write_bytes(b"\x89PNG fake")
+        await kit.subscribe("42")
+        alert = make_alert("a_1")
+        await kit.outbox.enqueue(Message("a_1", "alert", "a_1", alert))
+        await kit.outbox.drain()
+        reaction = Reaction("a_1", 15, alert.item.title, (("NVDA", 1.25),), (), T0, chart_path=str(chart))
+        await kit.outbox.enqueue(Message("a_1:r15", "reaction", "a_1", alert, reaction))
+        await kit.outbox.drain()
+        first, second = api.to("42")
+        assert (second.method, second.reply_to) == ("sendPhoto", first.message_id)
+        assert "NVDA +1.25%" in second.text
+
     async def test_chart_is_sent_as_photo_uploaded_once(self, kit: Kit, api: BotApi, tmp_path: Path) -> None:
         """An alert with a chart is one photo with the alert as caption; the upload is reused by file_id."""
         chart = tmp_path / "chart.png"
