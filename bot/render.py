@@ -89,4 +89,5 @@ def reaction_line(reaction: Reaction) -> str:
 
 
 def render_reaction_text(reaction: Reaction) -> str:
-    return f"[REACTION] {reaction_line(reaction)}"
+    chart = f"\nchart: {reaction.chart_path}" if reaction.chart_path else ""
+    return f"[REACTION] {reaction_line(reaction)}{chart}"
