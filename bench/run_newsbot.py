@@ -59,12 +59,12 @@ class TimedFetcher(Fetcher):
         return max(t for t in self.done_at[url] if t <= moment)
 
 
-async def cycle(app: App) -> dict[str, Any]:
+async def cycle(app: App, concurrency: int | None = None) -> dict[str, Any]:
     """One poll of every feed: wall and CPU seconds, and what the polls saw."""
     from bot.app import poll_all
 
     cpu, wall = TREE.cpu(), time.perf_counter()
-    reports = await poll_all(app)
+    reports = await (poll_all(app) if concurrency is None else poll_all(app, concurrency))
     wall, cpu = time.perf_counter() - wall, TREE.cpu() - cpu
     statuses: dict[str, int] = {}
     for report in reports:
@@ -74,11 +74,11 @@ async def cycle(app: App) -> dict[str, Any]:
 
 
 async def change_cycle(app: App, fetcher: TimedFetcher, probe: DeliveryProbe, port: int, number: int,
-                       urls: dict[str, str]) -> dict[str, Any]:
+                       urls: dict[str, str], concurrency: int | None) -> dict[str, Any]:
     """Publish new items, poll everything, wait for every alert's sendMessage; latencies in ms."""
     async with httpx.AsyncClient() as control:
         published = (await control.get(f"http://127.0.0.1:{port}/_publish/{number}")).json()
-    result = await cycle(app)
+    result = await cycle(app, concurrency)
     expected = result["alerts"]
     sent = await probe.wait_for(number, expected, timeout=30.0)
     from_pub, from_fetch = [], []
@@ -121,7 +121,7 @@ async def service(app: App, fetcher: TimedFetcher, probe: DeliveryProbe, port: i
 
 async def run(
     spec: ServerConfig, port: int, warm: int, changes: int, first_change: int, probe_kind: str,
-    service_cycles: int, interval: float,
+    service_cycles: int, interval: float, concurrency: int | None = None,
 ) -> dict[str, Any]:
     from bot.app import build_app
 
@@ -140,13 +140,13 @@ async def run(
             eventloop.settle()  # as `serve` does once the service is built
             stop = asyncio.Event()
             deliveries = asyncio.create_task(app.outbox.run(stop))
-            out: dict[str, Any] = {"cold": await cycle(app)}
-            out["warm"] = [await cycle(app) for _ in range(warm)]
+            out: dict[str, Any] = {"cold": await cycle(app, concurrency)}
+            out["warm"] = [await cycle(app, concurrency) for _ in range(warm)]
             out["change"] = []
             for number in range(first_change, first_change + changes):
                 # every measured story must be a first report: forget the previous cycle's stories
                 app = replace(app, deps=replace(app.deps, stories=StoryIndex(app.deps.stories.window)))
-                out["change"].append(await change_cycle(app, fetcher, probe, port, number, urls))
+                out["change"].append(await change_cycle(app, fetcher, probe, port, number, urls, concurrency))
             stop.set()
             await deliveries  # `serve` runs its own delivery loop
             if service_cycles:
@@ -168,12 +168,13 @@ def main() -> None:
     parser.add_argument("--probe", default="telegram", choices=["telegram", "sink"])
     parser.add_argument("--service-cycles", type=int, default=3)
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=None, help="polls at once (default: poll_all's)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     spec = ServerConfig(**json.loads(args.spec))
     with PeakRss() as rss:
         out = eventloop.run(run(spec, args.port, args.warm, args.changes, args.first_change, args.probe,
-                              args.service_cycles, args.interval))
+                              args.service_cycles, args.interval, args.concurrency))
     out["peak_rss_mb"] = rss.peak / 2**20
     out["peak_pss_mb"] = rss.peak_pss / 2**20
     out["peak_main_rss_mb"] = rss.peak_main / 2**20

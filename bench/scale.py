@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--service-cycles", type=int, default=3,
                         help="publications measured while the service runs as `serve` does (0: skip)")
     parser.add_argument("--interval", type=float, default=10.0, help="feed interval in the service phase, s")
+    parser.add_argument("--concurrency", type=int, help="polls at once in the cycles (default: poll_all's)")
     parser.add_argument("--probe", default="telegram", choices=["telegram", "sink"],
                         help="where alerts go: the Telegram sink and stand-in Bot API, or an in-process sink")
     parser.add_argument("--no-baseline", action="store_true", help="skip the feedparser loop")
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for r in range(args.repeat):
             extra = ["--warm", str(args.warm), "--changes", str(args.changes), "--probe", args.probe,
                      "--first-change", str(1 + r * (args.changes + args.service_cycles)),
-                     "--service-cycles", str(args.service_cycles), "--interval", str(args.interval)]
+                     "--service-cycles", str(args.service_cycles), "--interval", str(args.interval),
+                     *(["--concurrency", str(args.concurrency)] if args.concurrency else [])]
             runs.append(_side("bench.run_newsbot", spec, server.port, extra))
         base = None
         if not args.no_baseline:
