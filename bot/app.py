@@ -17,7 +17,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry
 
 from bot import eventloop
-from bot.chart import render_alert_chart
 from bot.cluster import Cluster, open_leases
 from bot.errors import StoreError
 from bot.lease import DeliveryClaims
@@ -131,6 +130,8 @@ def _with_chart(
     async def enqueue_with_chart(message: Message) -> bool:
         if message.reaction is not None:
             suffix = f"-r{message.reaction.minutes}"  # one file per follow-up: each shows its own moment
+            from bot.chart import render_alert_chart  # matplotlib (~50 MB) loads with the first chart, not at start
+
             path = await render_alert_chart(market, message.alert, chart_dir, suffix=suffix)
             if path is not None:
                 message = replace(message, reaction=replace(message.reaction, chart_path=str(path)))
@@ -193,7 +194,8 @@ async def run_once(app: App, drain_timeout: float = 30.0, concurrency: int = 50)
 
 
 def schedule_feeds(scheduler: AsyncIOScheduler, app: App, now: datetime, rng: random.Random) -> None:
-    """One interval job per feed; first polls spread over the first few seconds."""
+    """One interval job per feed; first polls spread at about 50 feeds a second (5 s at least), not all at once."""
+    spread = max(5.0, len(app.feeds) / 50)
     for feed in app.feeds:
         scheduler.add_job(
             scheduled_poll,
@@ -202,7 +204,7 @@ def schedule_feeds(scheduler: AsyncIOScheduler, app: App, now: datetime, rng: ra
             id=f"feed:{feed.name}",
             seconds=feed.interval_s,
             jitter=app.settings.poll_jitter,
-            next_run_time=now + timedelta(seconds=rng.uniform(0, min(5.0, feed.interval_s))),
+            next_run_time=now + timedelta(seconds=rng.uniform(0, min(spread, feed.interval_s))),
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(30, int(feed.interval_s / 2)),
