@@ -6,6 +6,8 @@ collected and raised at once as one `ConfigError`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -53,6 +55,7 @@ class Settings:
     telegram_mode: str
     telegram_webhook_url: str
     telegram_webhook_port: int
+    telegram_webhook_listen: str
     telegram_rate: float
     stream: str
     stream_maxlen: int
@@ -67,9 +70,18 @@ class Settings:
         parts: list[str | None] = [urlsplit(url).path for url in self.slack_webhook_urls]
         if self.telegram_bot_token:
             parts.append(self.telegram_bot_token.partition(":")[2])
+            parts.extend(webhook_secrets(self.telegram_bot_token))
         if self.redis_url:
             parts.append(_password(self.redis_url))
         return tuple(v for v in whole if v) + tuple(p for p in parts if p and len(p) >= 8)  # short parts: too common
+
+
+def webhook_secrets(token: str) -> tuple[str, str]:
+    """The Telegram webhook's URL path and its secret-token header, derived from the bot token (never the token
+    itself, and neither one gives away the other)."""
+    key = token.encode()
+    return (hmac.new(key, b"newsbot webhook path", hashlib.sha256).hexdigest()[:32],
+            hmac.new(key, b"newsbot webhook secret token", hashlib.sha256).hexdigest())
 
 
 def _password(url: str) -> str | None:
@@ -184,6 +196,7 @@ KEYS: tuple[_Key, ...] = (
     _Key("telegram_mode", "TELEGRAM_MODE", _choice("polling", "webhook")),
     _Key("telegram_webhook_url", "TELEGRAM_WEBHOOK_URL", _text),
     _Key("telegram_webhook_port", "TELEGRAM_WEBHOOK_PORT", _number(int)),
+    _Key("telegram_webhook_listen", "TELEGRAM_WEBHOOK_LISTEN", _text),
     _Key("telegram_rate", "TELEGRAM_RATE", _number(float)),
     _Key("stream", "NEWSBOT_STREAM", _text),
     _Key("stream_maxlen", "NEWSBOT_STREAM_MAXLEN", _number(int)),

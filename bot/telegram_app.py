@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib.util
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from telegram import BotCommand
 from telegram.error import InvalidToken, NetworkError
@@ -23,7 +23,7 @@ from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, 
 
 from bot.errors import ConfigError
 from bot.ratelimit import BroadcastLimiter, Limits
-from bot.settings import Settings
+from bot.settings import Settings, webhook_secrets
 from bot.store import StateStore
 from bot.subscribers import RedisSubscribers, SqliteSubscribers, SubscriberStore
 from bot.telegram import DEFAULT_CONCURRENCY, TelegramSink, make_bot
@@ -46,6 +46,7 @@ class BotConfig:
     mode: str = "polling"  # or "webhook"
     webhook_url: str = ""
     webhook_port: int = 8443
+    webhook_listen: str = "0.0.0.0"  # all interfaces in production; tests bind loopback
     poll_timeout: float = 10.0
     watch_interval: float = 60.0
 
@@ -116,13 +117,17 @@ class TelegramService:
                 return
 
     async def _start_webhook(self, app: Application) -> None:  # type: ignore[type-arg]
+        """Serve Telegram's posts at a path and secret header derived from the token, and register that URL."""
         if importlib.util.find_spec("tornado") is None:
             raise ConfigError(["telegram_mode: webhook needs python-telegram-bot[webhooks] (tornado) installed"])
-        secret = hashlib.sha256(self._config.token.encode()).hexdigest()[:32]  # path and header, not the token
-        assert app.updater is not None
-        await app.updater.start_webhook(listen="0.0.0.0", port=self._config.webhook_port,
-                                        url_path=secret, webhook_url=f"{self._config.webhook_url.rstrip('/')}/{secret}",
-                                        secret_token=secret, allowed_updates=["message", "callback_query"])
+        if not self._config.webhook_url:
+            raise ConfigError(["TELEGRAM_WEBHOOK_URL: needed in webhook mode (the public address Telegram posts to)"])
+        path, secret_token = webhook_secrets(self._config.token)
+        public = self._config.webhook_url.rstrip("/")
+        assert app.updater is not None  # served at the public URL's path too, as a proxy passes it on unchanged
+        await app.updater.start_webhook(listen=self._config.webhook_listen, port=self._config.webhook_port,
+                                        url_path=f"{urlsplit(public).path}/{path}", webhook_url=f"{public}/{path}",
+                                        secret_token=secret_token, allowed_updates=["message", "callback_query"])
 
     async def stop(self) -> None:
         await self._watch.stop()
@@ -167,7 +172,8 @@ async def build_telegram(
     sink = TelegramSink(bot, subscribers, limiter or BroadcastLimiter(limits_from(settings)), clock,
                         settings.telegram_chat_ids, DEFAULT_CONCURRENCY)
     config = BotConfig(settings.telegram_bot_token, settings.telegram_api_base_url, settings.telegram_admin_ids,
-                       settings.telegram_mode, settings.telegram_webhook_url, settings.telegram_webhook_port)
+                       settings.telegram_mode, settings.telegram_webhook_url, settings.telegram_webhook_port,
+                       settings.telegram_webhook_listen)
     commands = Commands(subscribers, store, clock, config.admin_ids, wake=wake)
     watch = FeedWatch(store, sink, config.admin_ids, clock)
     return sink, TelegramService(config, commands, watch)

@@ -1,20 +1,24 @@
-"""The bot's commands through real long polling against the stand-in Bot API, and the admin feed watch."""
+"""The bot's commands through real long polling (and a real webhook) against the stand-in Bot API, and the admin
+feed watch."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from bot.app import utc_now
 from bot.errors import ConfigError
 from bot.outbox import Outbox
 from bot.records import Message
-from bot.settings import Settings
+from bot.settings import Settings, webhook_secrets
 from bot.sinks import build_outputs
 from bot.store import SqliteStore
 from bot.telegram_app import BotConfig, TelegramService
@@ -170,6 +174,74 @@ class TestAdmin:
         assert len(await watch.check()) == 1
         assert [s.text.split("\n")[0] for s in api.to(ADMIN)] == ["Feed failing: reuters", "Feed recovered: reuters"]
         assert api.to(42) == []
+
+
+
+def free_port() -> int:
+    """A loopback port free just now (PTB registers the webhook URL before it binds, so port 0 cannot be used)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def webhook(kit: Kit, api: BotApi) -> AsyncIterator[TelegramService]:
+    port = free_port()
+    config = BotConfig(TOKEN, api.base_url, mode="webhook", webhook_url=f"http://127.0.0.1:{port}/tg/",
+                       webhook_port=port, webhook_listen="127.0.0.1")
+    service = TelegramService(config, Commands(kit.subs, kit.store, kit.clock), FeedWatch(
+        kit.store, kit.sink, (), kit.clock))
+    await service.start()
+    yield service
+    await service.stop()
+
+
+async def post_update(url: str, update: dict[str, object], secret: str | None) -> int:
+    """POST an Update to the bot's webhook as Telegram does; the HTTP status."""
+    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+    async with httpx.AsyncClient(timeout=5) as client:
+        return (await client.post(url, json=update, headers=headers)).status_code
+
+
+class TestWebhook:
+    async def test_registered_url_hides_the_token(self, api: BotApi, webhook: TelegramService) -> None:
+        """setWebhook gets the public URL plus a path and a secret token derived from the token, neither holding it."""
+        path, secret = webhook_secrets(TOKEN)
+        assert api.webhook == {"url": f"http://127.0.0.1:{urlsplit(api.webhook['url']).port}/tg/{path}",
+                               "secret_token": secret}
+        secret_half = TOKEN.partition(":")[2]
+        assert secret_half not in api.webhook["url"] and secret_half not in secret and path not in secret
+
+    async def test_start_posted_to_the_webhook_is_answered(self, api: BotApi, webhook: TelegramService) -> None:
+        """A /start POSTed with the secret header gets its reply; posts without the header or path get none."""
+        url, secret = api.webhook["url"], api.webhook["secret_token"]
+        wrong_path = urlunsplit(urlsplit(url)._replace(path="/tg/" + TOKEN))
+        refused = [await post_update(url, {"update_id": 1, **api.command_update(42, "/start")}, None),
+                   await post_update(url, {"update_id": 2, **api.command_update(42, "/start")}, "wrong"),
+                   await post_update(wrong_path, {"update_id": 3, **api.command_update(42, "/start")}, secret)]
+        assert refused == [403, 403, 404]
+        assert await post_update(url, {"update_id": 4, **api.command_update(42, "/start")}, secret) == 200
+        async with asyncio.timeout(5):
+            while not api.to(42):
+                await asyncio.to_thread(api.wait_sent, len(api.sent) + 1, 0.2)
+        [welcome] = api.to(42)  # updates run in order: a refused /start would have answered first
+        assert welcome.text.startswith("Subscribed.")
+
+    async def test_stop_closes_the_webhook_server(self, api: BotApi, webhook: TelegramService) -> None:
+        """After stop() the webhook port refuses connections."""
+        url, secret = api.webhook["url"], api.webhook["secret_token"]
+        await webhook.stop()
+        with pytest.raises(httpx.ConnectError):
+            await post_update(url, {"update_id": 1, **api.command_update(42, "/start")}, secret)
+
+    async def test_webhook_without_public_url_is_a_config_error(self, kit: Kit, api: BotApi) -> None:
+        """Webhook mode with no TELEGRAM_WEBHOOK_URL stops start-up with a ConfigError."""
+        config = BotConfig(TOKEN, api.base_url, mode="webhook", webhook_listen="127.0.0.1", webhook_port=free_port())
+        service = TelegramService(config, Commands(kit.subs, kit.store, kit.clock), FeedWatch(
+            kit.store, kit.sink, (), kit.clock))
+        with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_URL"):
+            await service.start()
+        await service.stop()
 
 
 class TestWiring:

@@ -1,7 +1,8 @@
 """A stand-in Telegram Bot API server over real HTTP on loopback, for tests and bench/broadcast.
 
 Answers getMe, getUpdates (updates pushed by the test), sendMessage, sendPhoto, setMyCommands,
-answerCallbackQuery, editMessageText, deleteWebhook. Parses HTML like Telegram (strict: unknown tags, bare
+answerCallbackQuery, editMessageText, setWebhook and deleteWebhook (recording the URL and secret token in
+`webhook`). Parses HTML like Telegram (strict: unknown tags, bare
 `<` or `&` are a 400) and records the visible text. Can refuse: 429 with parameters.retry_after (injected, or by
 enforcing rates: N per second in all and 1 per second per private chat), 403 for blocked users, 400 with
 migrate_to_chat_id for migrated groups.
@@ -102,6 +103,7 @@ class BotApi:
     blocked: set[str] = field(default_factory=set)
     migrated: dict[str, str] = field(default_factory=dict)
     failures: dict[str, deque[Failure]] = field(default_factory=dict)
+    webhook: dict[str, str] = field(default_factory=dict)  # setWebhook's url and secret_token; {} once deleted
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -135,13 +137,18 @@ class BotApi:
     # --- what tests do ---------------------------------------------------------------------------------
     def push_command(self, chat_id: int, text: str, user_id: int | None = None, chat_type: str = "private") -> None:
         """A user sends `text` (e.g. "/start") in `chat_id`."""
+        self._push(self.command_update(chat_id, text, user_id, chat_type))
+
+    def command_update(self, chat_id: int, text: str, user_id: int | None = None,
+                       chat_type: str = "private") -> dict[str, Any]:
+        """The Update (without update_id) for a user sending `text` in `chat_id`, as getUpdates or a webhook has it."""
         command = text.split()[0] if text.startswith("/") else ""
         message = {"message_id": self._take_id(), "date": int(time.time()), "text": text,
                    "chat": {"id": chat_id, "type": chat_type, **({"title": "group"} if chat_id < 0 else {})},
                    "from": {"id": user_id or chat_id, "is_bot": False, "first_name": "Trader"}}
         if command:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        self._push({"message": message})
+        return {"message": message}
 
     def push_callback(self, chat_id: int, data: str, message_id: int = 1) -> None:
         user = {"id": chat_id, "is_bot": False, "first_name": "Trader"}

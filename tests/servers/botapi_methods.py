@@ -91,7 +91,15 @@ def dispatch(api: BotApi, method: str, params: dict[str, Any]) -> Reply:
         commands = params.get("commands")
         api.commands = json.loads(commands) if isinstance(commands, str) else list(commands or [])
         return ok(True)
-    if method in {"deleteWebhook", "setWebhook", "answerCallbackQuery", "close", "logOut"}:
+    if method == "setWebhook":
+        with api._lock:
+            api.webhook = {"url": str(params.get("url", "")), "secret_token": str(params.get("secret_token", ""))}
+        return ok(True)
+    if method == "deleteWebhook":
+        with api._lock:
+            api.webhook = {}
+        return ok(True)
+    if method in {"answerCallbackQuery", "close", "logOut"}:
         return ok(True)
     if method == "editMessageText":
         chat_id = str(params.get("chat_id", ""))
