@@ -21,6 +21,14 @@ from feeds.lexicon import Entity, Hit, Matcher, load_terms, normalize
 from feeds.records import Direction, Verdict
 
 CONTROL_WORDS = ("restrict", "tighten", "ease")
+# Direction cues: (category, the direction it points to, its weight before the title's doubling).
+CUES = (
+    ("tighten", "tightening", 1.0),
+    ("tighten_weak", "tightening", 0.4),
+    ("ease", "easing", 1.0),
+    ("ease_weak", "easing", 0.4),
+    ("neutral", "neutral", 1.0),
+)
 NEGATIVES = (
     "neg_goods",
     "neg_trade",
@@ -161,12 +169,14 @@ class Classifier:
         in_title = any(start < ev.title_end for start, _, _ in subject_hits)
         if in_title or _any_near(subject_hits, control_hits, w, w.link_factor):
             total += w.linked
-        if ev.get("authority"):
+        hits = ev.hits
+        authority = hits.get("authority")
+        if authority:
             total += w.authority
-            reasons.append(f"authority: {_quote(ev.get('authority')[0])}")
-        if ev.get("china_dest"):
+            reasons.append(f"authority: {_quote(authority[0])}")
+        if hits.get("china_dest"):
             total += w.destination
-        if ev.get("tighten", "ease"):
+        if hits.get("tighten") or hits.get("ease"):
             total += w.cue
         penalty, negative_reason = _negatives(ev, w, control_hits)
         if negative_reason:
@@ -179,9 +189,9 @@ def _quote(hit: Hit) -> str:
 
 
 def _subject(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
-    entities = ev.get("entity")
-    if entities or ev.get("chip_control"):
-        return w.company, entities + ev.get("chip_control"), _names(ev) or f"rule: {_quote(ev.get('chip_control')[0])}"
+    entities, rules = ev.get("entity"), ev.get("chip_control")
+    if entities or rules:
+        return w.company, entities + rules, _names(ev) or f"rule: {_quote(rules[0])}"
     words = ev.get("chip", "tool")
     if words:
         return w.chip, words, f"chips: {_quote(words[0])}"
@@ -203,6 +213,8 @@ def _control(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
     if strong:
         return w.control, strong, f"control: {_quote(strong[0])}"
     words = sorted(ev.get(*CONTROL_WORDS), key=itemgetter(0))  # earliest first: the title's words lead
+    if not words:
+        return 0.0, [], ""
     exports, sales, dests = ev.get("export"), ev.get("sale"), ev.get("china_dest")
     for word in words:
         partner = next((e for e in exports if _near(word, e, w)), None)
@@ -221,15 +233,15 @@ def _control(ev: Evidence, w: Weights) -> tuple[float, list[Hit], str]:
 
 
 def _negatives(ev: Evidence, w: Weights, control_hits: list[Hit]) -> tuple[float, str]:
-    penalty, first = 0.0, None
-    named = bool(ev.get("entity"))
+    penalty, first, hits = 0.0, None, ev.hits
     for category in NEGATIVES:
-        found = ev.get(category)
-        if not found or (category == "neg_licence" and ev.get("export")):
+        found = hits.get(category)
+        if not found or (category == "neg_licence" and hits.get("export")):
             continue
         if category == "neg_trend" and not _trend_after_export(found, ev.get("export", "sale"), w):
             continue
         weight = w.negatives[category]
+        named = bool(hits.get("entity"))
         if category == "neg_goods" and (named or not _any_near(found, control_hits, w, w.link_factor)):
             weight *= 0.4  # other goods count fully only when the control is about them
         penalty += weight
@@ -251,16 +263,14 @@ def _direction(ev: Evidence) -> tuple[Direction, str]:
     """
     tally: dict[str, float] = {"tightening": 0.0, "easing": 0.0, "neutral": 0.0}
     first: dict[str, Hit] = {}
-    for category, direction, weight in (
-        ("tighten", "tightening", 1.0),
-        ("tighten_weak", "tightening", 0.4),
-        ("ease", "easing", 1.0),
-        ("ease_weak", "easing", 0.4),
-        ("neutral", "neutral", 1.0),
-    ):
-        for hit in ev.get(category):
-            tally[direction] += weight * (2.0 if hit[0] < ev.title_end else 1.0)
-            first.setdefault(direction, hit)
+    hits, title_end = ev.hits, ev.title_end
+    for category, direction, weight in CUES:
+        found = hits.get(category)
+        if not found:
+            continue
+        for hit in found:
+            tally[direction] += weight * (2.0 if hit[0] < title_end else 1.0)
+        first.setdefault(direction, found[0])
     tight, ease, neutral = tally["tightening"], tally["easing"], tally["neutral"]
     if tight == ease == neutral == 0.0:
         return "tightening", ""

@@ -158,11 +158,13 @@ class Matcher:
             for inner, _, _ in found:
                 if inner != index:
                     alone[index] = alone[inner] = False
-        # Per text: (never nested, needs a boundary check, its terms, its (left, right, term) options).
+        # Per text: (never nested, its term if it has one meaning and no boundary to check, its options).
         self._plans = [
-            (lone, any(left or right for left, right, _ in option), tuple(term for _, _, term in option), option)
+            (lone, option[0][2] if len(option) == 1 and not any(option[0][:2]) else None, option)
             for lone, option in zip(alone, options, strict=True)
         ]
+        # The characters is_word_char accepts, as a set: one lookup per boundary instead of two tests.
+        self._word_chars = frozenset(char for char in map(chr, range(0x2E80)) if char.isalnum())
 
     def find(self, text: str) -> dict[str, list[Hit]]:
         """The hits in normalized `text` by category, left to right; a hit inside a longer hit is dropped."""
@@ -170,17 +172,16 @@ class Matcher:
             return {}
         hits: list[Hit] = []
         alone: list[Hit] = []
-        size, plans = len(text), self._plans
+        plans, word_chars = self._plans, self._word_chars
+        padded = text + " "  # padded[-1] and padded[len(text)]: a non-word character on either side of the text
         for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
-            lone, check, terms, options = plans[index]
+            lone, free, options = plans[index]
             found = alone if lone else hits
-            if not check:  # Chinese, Japanese, Korean or open-ended: no boundary to check
-                found.extend([(start, end, term) for term in terms])
+            if free is not None:  # Chinese, Japanese, Korean or open-ended: no boundary to check
+                found.append((start, end, free))
                 continue
-            before = text[start - 1] if start else " "
-            after = text[end] if end < size else " "
-            left_ok = not (before.isalnum() and before < "\u2e80")
-            right_ok = not (after.isalnum() and after < "\u2e80")
+            left_ok = padded[start - 1] not in word_chars
+            right_ok = padded[end] not in word_chars
             for need_left, need_right, term in options:
                 if (left_ok or not need_left) and (right_ok or not need_right):
                     found.append((start, end, term))
@@ -190,15 +191,17 @@ class Matcher:
 
 def _merge(grouped: dict[str, list[Hit]], alone: list[Hit]) -> dict[str, list[Hit]]:
     """Add the hits that skipped the nesting pass, keeping each category in text order."""
+    touched = set()  # the categories given hits here: only they may be out of order
     for hit in alone:
         category = hit[2].category
-        if category in grouped:
-            grouped[category].append(hit)
-        else:
+        same = grouped.get(category)
+        if same is None:
             grouped[category] = [hit]
-    for same in grouped.values():
-        if len(same) > 1:
-            same.sort(key=itemgetter(0))
+        else:
+            same.append(hit)
+            touched.add(category)
+    for category in touched:
+        grouped[category].sort(key=itemgetter(0))
     return grouped
 
 
@@ -214,24 +217,21 @@ def _drop_nested(hits: list[Hit]) -> dict[str, list[Hit]]:
     hits.reverse()  # the automaton reports by end; reversed, a stable sort by start puts longer hits first
     hits.sort(key=itemgetter(0))
     grouped: dict[str, list[Hit]] = {}
+    last: dict[str, Hit] = {}  # per category, the hit that reaches furthest right so far
     owner_start, owner_end = -1, -1
-    reach: dict[str, tuple[int, int]] = {}
     for hit in hits:
         start, end, term = hit
         if end <= owner_end and (start != owner_start or end != owner_end):
             continue
         category = term.category
-        same = reach.get(category)
+        same = last.get(category)
         if same is None:
             grouped[category] = [hit]
-            reach[category] = (start, end)
-        elif end > same[1]:
-            grouped[category].append(hit)
-            reach[category] = (start, end)
-        elif start == same[0] and end == same[1]:
+        elif end > same[1] or (start == same[0] and end == same[1]):
             grouped[category].append(hit)
         else:
             continue
+        last[category] = hit
         if end > owner_end and term.owner:
             owner_start, owner_end = start, end
     return grouped
