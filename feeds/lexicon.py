@@ -217,21 +217,20 @@ def _drop_nested(hits: list[Hit]) -> dict[str, list[Hit]]:
     hits.reverse()  # the automaton reports by end; reversed, a stable sort by start puts longer hits first
     hits.sort(key=itemgetter(0))
     grouped: dict[str, list[Hit]] = {}
-    last: dict[str, Hit] = {}  # per category, the hit that reaches furthest right so far
     owner_start, owner_end = -1, -1
     for hit in hits:
         start, end, term = hit
         if end <= owner_end and (start != owner_start or end != owner_end):
             continue
         category = term.category
-        same = last.get(category)
+        same = grouped.get(category)
         if same is None:
             grouped[category] = [hit]
-        elif end > same[1] or (start == same[0] and end == same[1]):
-            grouped[category].append(hit)
         else:
-            continue
-        last[category] = hit
+            last = same[-1]  # the kept hit of this category that reaches furthest right
+            if end <= last[1] and (start != last[0] or end != last[1]):
+                continue
+            same.append(hit)
         if end > owner_end and term.owner:
             owner_start, owner_end = start, end
     return grouped
