@@ -190,18 +190,26 @@ class Matcher:
 
 
 def _merge(grouped: dict[str, list[Hit]], alone: list[Hit]) -> dict[str, list[Hit]]:
-    """Add the hits that skipped the nesting pass, keeping each category in text order."""
-    touched = set()  # the categories given hits here: only they may be out of order
+    """Add the hits that skipped the nesting pass, keeping each category in text order.
+
+    Those hits come in text order already: the automaton reports by end, and of two never-nested hits the
+    one that ends first cannot start later (it would lie inside the other). Only mixed categories are sorted.
+    """
+    extra: dict[str, list[Hit]] = {}
     for hit in alone:
         category = hit[2].category
-        same = grouped.get(category)
+        same = extra.get(category)
         if same is None:
-            grouped[category] = [hit]
+            extra[category] = [hit]
         else:
             same.append(hit)
-            touched.add(category)
-    for category in touched:
-        grouped[category].sort(key=itemgetter(0))
+    for category, same in extra.items():
+        kept = grouped.get(category)
+        if kept is None:
+            grouped[category] = same
+        else:
+            kept.extend(same)
+            kept.sort(key=itemgetter(0))
     return grouped
 
 
