@@ -143,9 +143,12 @@ class Classifier:
         direction, cue = _direction(evidence)
         if cue:
             reasons.append(cue)
-        companies = tuple(e.name for e in evidence.entities if e.kind == "company")
-        products = tuple(e.name for e in evidence.entities if e.kind == "product")
-        makers = (*companies, *(e.company for e in evidence.entities if e.kind == "product"))
+        entities = evidence.entities
+        if not entities:
+            return Verdict(flag, score, direction if flag else "neutral", reasons=tuple(reasons))
+        companies = tuple(e.name for e in entities if e.kind == "company")
+        products = tuple(e.name for e in entities if e.kind == "product")
+        makers = (*companies, *(e.company for e in entities if e.kind == "product"))
         return Verdict(
             flag=flag,
             score=score,
@@ -268,8 +271,10 @@ def _direction(ev: Evidence) -> tuple[Direction, str]:
         found = hits.get(category)
         if not found:
             continue
+        total = tally[direction]  # summed in the same order as ever, so the floats come out the same
         for hit in found:
-            tally[direction] += weight * (2.0 if hit[0] < title_end else 1.0)
+            total += weight * (2.0 if hit[0] < title_end else 1.0)
+        tally[direction] = total
         first.setdefault(direction, found[0])
     tight, ease, neutral = tally["tightening"], tally["easing"], tally["neutral"]
     if tight == ease == neutral == 0.0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import pathlib
+import re
 import tomllib
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -64,10 +65,21 @@ OWNERS = frozenset(
 )
 
 
+# Full-width ASCII (U+FF01..U+FF5E, such as the full-width comma): NFKC maps each to its ASCII twin, so
+# replacing them first folds the same way, and text with no other such characters then passes NFKC's quick
+# check instead of being decomposed and recomposed whole.
+FULL_WIDTH = re.compile("[\uff01-\uff5e]")
+
+
+def _half_width(match: re.Match[str]) -> str:
+    return chr(ord(match.group()) - 0xFEE0)
+
+
 def normalize(text: str) -> str:
     """Fold text so that case and full-width/half-width forms compare equal (NFKC + casefold)."""
     if text.isascii():
         return text.lower()  # the same result, faster: ASCII is NFKC already and casefolds to lower case
+    text = FULL_WIDTH.sub(_half_width, text)
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
