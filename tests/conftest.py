@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings, load_settings
+from tests.servers.botapi import BotApi
 from tests.servers.feedserver import FeedServer
 from tests.servers.redisproc import OwnRedis, redis_answers
 
@@ -54,6 +55,13 @@ def offline_guard(monkeypatch: pytest.MonkeyPatch) -> None:
 def feed_server() -> Iterator[FeedServer]:
     """A real HTTP server on loopback serving feeds the test defines."""
     with FeedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def api() -> Iterator[BotApi]:
+    """A stand-in Telegram Bot API over real HTTP on loopback (reached through `base_url`)."""
+    with BotApi() as server:
         yield server
 
 

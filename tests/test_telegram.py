@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,12 +14,6 @@ from feeds.records import Verdict
 from tests.factories import T0, make_alert, make_item
 from tests.servers.botapi import BotApi
 from tests.telegram_kit import Kit, make_kit
-
-
-@pytest.fixture
-def api() -> Iterator[BotApi]:
-    with BotApi() as server:
-        yield server
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -30,12 +30,6 @@ from tests.servers.botapi import TOKEN, BotApi, Sent
 from tests.telegram_kit import Kit, make_kit
 
 ADMIN = 7
-
-
-@pytest.fixture
-def api() -> Iterator[BotApi]:
-    with BotApi() as server:
-        yield server
 
 
 @pytest.fixture
