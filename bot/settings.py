@@ -206,17 +206,21 @@ KEYS: tuple[_Key, ...] = (
 )
 
 
+def _read_toml(path: Path, missing: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: {missing}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
 def load_settings(config_dir: Path = DEFAULT_CONFIG_DIR, environ: Mapping[str, str] | None = None) -> Settings:
     """Read `config_dir/settings.toml`, apply environment overrides, validate everything at once."""
     environ = {} if environ is None else environ
     path = config_dir / "settings.toml"
     problems: list[str] = []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: not found (pass --config DIR with a settings.toml in it)"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    data = _read_toml(path, "not found (pass --config DIR with a settings.toml in it)")
     known = {k.name: k for k in KEYS}
     problems += [f"{path}: {name}: unknown setting" for name in data if name not in known]
     values: dict[str, Any] = {}
@@ -268,12 +272,7 @@ def _build(config_dir: Path, values: dict[str, Any]) -> Settings:
 
 def load_feeds(path: Path, default_interval: float, min_interval: float = 10.0) -> tuple[FeedSpec, ...]:
     """The `[[feed]]` tables of a feed list; one `ConfigError` names every bad entry."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: feed list not found (set NEWSBOT_FEEDS_FILE)"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    data = _read_toml(path, "feed list not found (set NEWSBOT_FEEDS_FILE)")
     problems: list[str] = []
     feeds: list[FeedSpec] = []
     names: set[str] = set()
