@@ -63,16 +63,17 @@ def classify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-
     from bot.evaluation import evaluate as run_eval
-    from bot.evaluation import format_report
+    from bot.evaluation import format_report, read_records
     from feeds.baseline import KeywordBaseline
     from feeds.classify import Classifier
 
     if not args.path.exists():
         raise ConfigError([f"{args.path}: no such file"])
-    records = [json.loads(line) for line in args.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        records = list(read_records(args.path.read_text(encoding="utf-8").splitlines()))
+    except ValueError as exc:
+        raise ConfigError([f"{args.path}: {exc}"]) from None
     classifier = Classifier.from_dir(settings.config_dir, settings.alert_threshold)
     report = run_eval(classifier, records)
     baseline = run_eval(KeywordBaseline.from_dir(settings.config_dir), records)

@@ -122,3 +122,13 @@ def test_feeds_command_prints_a_table(tmp_path: Path, feed_server: FeedServer) -
     assert rows["good"][1:3] == ["ok", "2"]
     assert rows["gone"][1] == "FAIL" and "HTTP 404" in " ".join(rows["gone"])
     assert "1 of 2 feeds ok" in result.stdout
+
+
+def test_eval_names_a_bad_input_line(tmp_path: Path) -> None:
+    """`eval` on a file with a broken line exits 2 and names the line, without a traceback."""
+    path = tmp_path / "labelled.jsonl"
+    path.write_text('{"title": "US bans H20 exports", "summary": "", "label": 1}\nnot json\n')
+    result = subprocess.run([sys.executable, "main.py", "eval", str(path)], cwd=ROOT, env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "line 2: not JSON" in result.stderr and "Traceback" not in result.stderr
