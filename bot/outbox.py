@@ -21,6 +21,7 @@ from bot.sink import Sink
 from bot.store import Delivery, StateStore
 
 log = logging.getLogger("newsbot.outbox")
+Messages = Mapping[str, Message | None]
 
 RETRY_BASE_S = 2.0
 RETRY_CAP_S = 300.0
@@ -93,24 +94,30 @@ class Outbox:
         by_sink: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in due:
             by_sink[delivery.sink].append(delivery)
-        await asyncio.gather(*(self._drain_sink(name, batch, report) for name, batch in by_sink.items()))
+        # one read per message, not per delivery: a broadcast is one message to thousands of chats
+        messages = {ident: await self._store.message(ident) for ident in dict.fromkeys(d.message_id for d in due)}
+        await asyncio.gather(*(self._drain_sink(name, batch, report, messages) for name, batch in by_sink.items()))
         return report
 
-    async def _drain_sink(self, name: str, batch: list[Delivery], report: DrainReport) -> None:
+    async def _drain_sink(
+        self, name: str, batch: list[Delivery], report: DrainReport, messages: Messages
+    ) -> None:
         sink = self._sinks[name]
         if sink.ordered:
-            await self._drain_in_order(sink, batch, report)
+            await self._drain_in_order(sink, batch, report, messages)
             return
         gate = asyncio.Semaphore(max(1, sink.max_concurrency))
 
         async def one(delivery: Delivery) -> None:
             async with gate:
                 if await self._claim(delivery, report):
-                    await self._deliver(sink, delivery, report)
+                    await self._deliver(sink, delivery, report, messages[delivery.message_id])
 
         await asyncio.gather(*(one(d) for d in batch))
 
-    async def _drain_in_order(self, sink: Sink, batch: list[Delivery], report: DrainReport) -> None:
+    async def _drain_in_order(
+        self, sink: Sink, batch: list[Delivery], report: DrainReport, messages: Messages
+    ) -> None:
         """One at a time per target; after a failure the target's later messages wait behind it, across drains."""
         busy: set[str] = set()  # targets another instance is delivering to right now
         for delivery in batch:
@@ -123,15 +130,16 @@ class Outbox:
             if not await self._claim(delivery, report):
                 busy.add(delivery.target)
                 continue
-            retry_at = await self._deliver(sink, delivery, report)
+            retry_at = await self._deliver(sink, delivery, report, messages[delivery.message_id])
             if retry_at is not None:
                 self._held[(sink.name, delivery.target)] = retry_at
             else:
                 self._held.pop((sink.name, delivery.target), None)
 
-    async def _deliver(self, sink: Sink, delivery: Delivery, report: DrainReport) -> datetime | None:
+    async def _deliver(
+        self, sink: Sink, delivery: Delivery, report: DrainReport, message: Message | None
+    ) -> datetime | None:
         """Deliver one; returns when it is to be retried, or None when it is done or parked."""
-        message = await self._store.message(delivery.message_id)
         if message is None:
             await self._store.mark_parked(delivery, "message missing from the outbox")
             await self._settle(delivery, True)
