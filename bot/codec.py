@@ -44,7 +44,6 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "detected_at": _time(alert.detected_at),
         "novelty": alert.novelty,
         "sources": [{**asdict(s), "published_at": _time(s.published_at)} for s in alert.sources],
-        "chart_path": alert.chart_path,
     }
 
 
@@ -61,7 +60,6 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
         detected_at=_parse_time(data["detected_at"]),  # type: ignore[arg-type]
         novelty=data.get("novelty", 1.0),
         sources=tuple(Source(**{**s, "published_at": _parse_time(s["published_at"])}) for s in data["sources"]),
-        chart_path=data.get("chart_path"),
     )
 
 

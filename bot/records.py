@@ -50,7 +50,6 @@ class Alert:
     detected_at: datetime
     novelty: float = 1.0
     sources: tuple[Source, ...] = ()
-    chart_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,8 +77,6 @@ def render_text(alert: Alert) -> str:
         lines.append("also: " + ", ".join(s.feed for s in alert.sources))
     if alert.item.url:
         lines.append(alert.item.url)
-    if alert.chart_path:
-        lines.append(f"chart: {alert.chart_path}")
     return "\n".join(lines)
 
 

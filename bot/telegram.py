@@ -36,7 +36,7 @@ from bot.filters import admits
 from bot.ratelimit import BroadcastLimiter, ChatBusy
 from bot.records import Message
 from bot.subscribers import SubscriberStore
-from bot.telegram_render import CAPTION_LIMIT, render_alert, render_caption, render_reaction
+from bot.telegram_render import CAPTION_LIMIT, render_alert, render_reaction
 
 log = logging.getLogger("newsbot.telegram")
 
@@ -165,10 +165,6 @@ class TelegramSink:
                     return sent
             return await self._bot.send_message(text=render_reaction(message.reaction), reply_parameters=reply,
                                                 **common)
-        if message.alert.chart_path:
-            sent = await self._send_photo(message.alert.chart_path, render_caption(message.alert), common)
-            if sent is not None:
-                return sent
         return await self._bot.send_message(text=render_alert(message.alert), **common,
                                             link_preview_options=LinkPreviewOptions(is_disabled=True))
 

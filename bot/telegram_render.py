@@ -111,11 +111,6 @@ def _drop_lines(alert: Alert, lines: list[str], limit: int) -> str:
     return text if tg_len(text) <= limit else clip(headline(alert), limit)
 
 
-def render_caption(alert: Alert) -> str:
-    """The alert as a photo caption (≤ 1024)."""
-    return render_alert(alert, CAPTION_LIMIT)
-
-
 def render_reaction(reaction: Reaction, limit: int = MESSAGE_LIMIT) -> str:
     """The +15/+60 minute follow-up, sent as a reply to the alert."""
     moves = " · ".join(f"{t} {pct(m)}" for t, m in reaction.moves) or "no prices"

@@ -15,7 +15,7 @@ from bot.records import Alert, Message
 from bot.render import render_text
 from bot.slack import payload
 from bot.stream import entry_json
-from bot.telegram_render import render_alert, render_caption, tg_len
+from bot.telegram_render import CAPTION_LIMIT, render_alert, tg_len
 from feeds.records import Item, Verdict
 from tests.factories import make_alert
 
@@ -102,7 +102,7 @@ def render_everywhere(item: Item, verdict: Verdict, console: bool = True) -> Ale
     if console:
         check_console(text)
     check_telegram(render_alert(alert), 4096)
-    check_telegram(render_caption(alert), 1024)
+    check_telegram(render_alert(alert, CAPTION_LIMIT), CAPTION_LIMIT)
     check_slack(payload(message))
     check_stream(message)
     return alert

@@ -168,16 +168,18 @@ class TestContent:
         assert (second.method, second.reply_to) == ("sendPhoto", first.message_id)
         assert "NVDA +1.25%" in second.text
 
-    async def test_chart_is_sent_as_photo_uploaded_once(self, kit: Kit, api: BotApi, tmp_path: Path) -> None:
-        """An alert with a chart is one photo with the alert as caption; the upload is reused by file_id."""
-        chart = tmp_path / "chart.png"
+    async def test_chart_is_uploaded_once(self, kit: Kit, api: BotApi, tmp_path: Path) -> None:
+        """A reaction's chart is uploaded once; every other chat gets it by file_id."""
+        chart = tmp_path / "a_1-r15.png"
         chart.write_bytes(b"\x89PNG fake")
         await kit.subscribe("42")
-        await kit.outbox.enqueue(alert_message(chart_path=str(chart)))
+        alert = make_alert("a_1")
+        reaction = Reaction("a_1", 15, alert.item.title, (("NVDA", 1.25),), (), T0, chart_path=str(chart))
+        await kit.outbox.enqueue(Message("a_1:r15", "reaction", "a_1", alert, reaction))
         await kit.outbox.drain()
         photos = sorted((s.photo or "") for s in api.sent)
         assert photos == ["photo-1", "upload"]
-        assert all(s.method == "sendPhoto" and "US tightens chip export controls" in s.text for s in api.sent)
+        assert all(s.method == "sendPhoto" and "NVDA +1.25%" in s.text for s in api.sent)
 
     async def test_headline_arrives_exactly_as_published(self, kit: Kit, api: BotApi) -> None:
         """A headline with <, &, quotes and emoji reads exactly as published once Telegram parses the HTML."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.telegram_render import CAPTION_LIMIT, MESSAGE_LIMIT, clip, render_alert, render_caption, tg_len
+from bot.telegram_render import CAPTION_LIMIT, MESSAGE_LIMIT, clip, render_alert, tg_len
 from feeds.records import Verdict
 from tests.factories import make_alert, make_item
 from tests.servers.botapi import visible_text
@@ -38,8 +38,8 @@ class TestLimits:
 
     @pytest.mark.parametrize(("title", "summary", "reasons"), CASES)
     def test_caption_fits_and_parses(self, title: str, summary: str, reasons: int) -> None:
-        """The photo caption is at most 1,024 UTF-16 units and valid Telegram HTML."""
-        text = render_caption(long_alert(title, summary, reasons))
+        """Cut to a photo caption, it is at most 1,024 UTF-16 units and valid Telegram HTML."""
+        text = render_alert(long_alert(title, summary, reasons), CAPTION_LIMIT)
         assert tg_len(text) <= CAPTION_LIMIT
         visible_text(text)
 
