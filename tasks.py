@@ -48,7 +48,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     ensure_venv()
-    return subprocess.call([*commands[argv[0]], *argv[1:]], cwd=ROOT)
+    os.chdir(ROOT)
+    command = [*commands[argv[0]], *argv[1:]]
+    os.execv(command[0], command)  # the command takes this process over: Ctrl-C and SIGTERM reach it directly
 
 
 if __name__ == "__main__":

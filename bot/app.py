@@ -271,6 +271,8 @@ async def _prune(app: App) -> None:
 async def _cancel_polls() -> None:
     current = asyncio.current_task()
     polls = [t for t in asyncio.all_tasks() if t is not current and _is_poll(t)]
+    if polls:  # APScheduler logs each cancelled job as an error with a traceback; these are ours, on purpose
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
     for task in polls:
         task.cancel()
     if polls:
